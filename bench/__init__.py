@@ -1,0 +1,1 @@
+"""anygate vs LiteLLM benchmark harness (run by hand, not in CI); see bench/README.md."""

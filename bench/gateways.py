@@ -1,0 +1,154 @@
+"""The two gateways under test: their configs (LiteLLM's format for both) and how each is started.
+
+Both get the same four models in front of the same fake upstream:
+    bench-openai          OpenAI Chat Completions at {upstream}/v1/chat/completions
+    bench-openai-slow     the same at {upstream}/slow/v1/... (a chunk every 100 ms, scenario e)
+    bench-anthropic       Anthropic passthrough at {upstream}/v1/messages
+    bench-anthropic-slow  the same at {upstream}/slow/v1/messages
+LiteLLM's `openai/` prefix goes to the Responses API, so LiteLLM uses `hosted_vllm/` for its Chat
+Completions path; anygate uses `openai/`.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.procs import Server, free_port, start_server
+
+REPO = Path(__file__).resolve().parent.parent
+BENCH = REPO / "bench"
+MASTER_KEY = "sk-bench-master-key-0123456789abcdef"
+UPSTREAM_KEY = "sk-fake-upstream"
+LITELLM_VENV = BENCH / ".venv-litellm"
+ANYGATE_VENV = REPO / ".venv"
+
+
+@dataclass(frozen=True)
+class Gateway:
+    """How to configure and start one gateway."""
+
+    name: str
+    openai_prefix: str
+
+    def config(self, upstream_port: int) -> str:
+        up = f"http://127.0.0.1:{upstream_port}"
+        rows = [
+            ("bench-openai", f"{self.openai_prefix}/gpt-4o-mini", f"{up}/v1"),
+            ("bench-openai-slow", f"{self.openai_prefix}/gpt-4o-mini", f"{up}/slow/v1"),
+            ("bench-anthropic", "anthropic/claude-sonnet-4-5", up),
+            ("bench-anthropic-slow", "anthropic/claude-sonnet-4-5", f"{up}/slow"),
+        ]
+        lines = ["model_list:"]
+        for name, model, base in rows:
+            lines.append(f"  - model_name: {name}")
+            lines.append(f'    litellm_params: {{model: {model}, api_base: "{base}", api_key: {UPSTREAM_KEY}}}')
+        lines.append(f"general_settings: {{master_key: {MASTER_KEY}}}")
+        return "\n".join(lines) + "\n"
+
+    def argv(self, config_path: Path, port: int, workers: int) -> list[str]:
+        raise NotImplementedError
+
+    def env(self) -> dict[str, str]:
+        return dict(os.environ)
+
+    def available(self) -> str:
+        """Empty if the gateway can be started, else why not."""
+        raise NotImplementedError
+
+    def start(self, run_dir: Path, upstream_port: int, workers: int) -> Server:
+        reason = self.available()
+        if reason:
+            raise RuntimeError(f"{self.name} cannot run: {reason}")
+        gw_dir = run_dir / f"{self.name}-w{workers}"
+        gw_dir.mkdir(parents=True, exist_ok=True)
+        config_path = gw_dir / "config.yaml"
+        config_path.write_text(self.config(upstream_port))
+        port = free_port()
+        return start_server(
+            self.name,
+            self.argv(config_path, port, workers),
+            port,
+            gw_dir / "server.log",
+            env=self.env(),
+            cwd=gw_dir,
+            ready_timeout_s=180,
+        )
+
+
+class Anygate(Gateway):
+    def __init__(self) -> None:
+        super().__init__(name="anygate", openai_prefix="openai")
+
+    def _command(self) -> list[str] | None:
+        script = ANYGATE_VENV / "bin" / "anygate"
+        if script.exists():
+            return [str(script)]
+        python = ANYGATE_VENV / "bin" / "python"
+        if python.exists() and (REPO / "src" / "anygate" / "__main__.py").exists():
+            return [str(python), "-m", "anygate"]
+        return None
+
+    def available(self) -> str:
+        if self._command() is None:
+            return (
+                f"neither {ANYGATE_VENV}/bin/anygate nor src/anygate/__main__.py exists "
+                "(install it with `.venv/bin/pip install -e .`)"
+            )
+        return ""
+
+    def argv(self, config_path: Path, port: int, workers: int) -> list[str]:
+        cmd = self._command() or []
+        return [*cmd, "--config", str(config_path), "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
+
+
+class LiteLLM(Gateway):
+    def __init__(self) -> None:
+        super().__init__(name="litellm", openai_prefix="hosted_vllm")
+
+    def available(self) -> str:
+        if not (LITELLM_VENV / "bin" / "litellm").exists():
+            return f"{LITELLM_VENV} has no litellm: run `bash bench/setup.sh`"
+        return ""
+
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        # No fetch of the remote cost map (no internet here; it also retries for seconds at start-up).
+        env["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
+        env.pop("DATABASE_URL", None)
+        return env
+
+    def argv(self, config_path: Path, port: int, workers: int) -> list[str]:
+        return [
+            str(LITELLM_VENV / "bin" / "litellm"),
+            "--config",
+            str(config_path),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--num_workers",
+            str(workers),
+        ]
+
+
+def litellm_version() -> str:
+    meta = list((LITELLM_VENV / "lib").glob("python3*/site-packages/litellm-*.dist-info"))
+    return meta[0].name.removeprefix("litellm-").removesuffix(".dist-info") if meta else "not installed"
+
+
+def tool_versions() -> dict[str, str]:
+    """Versions worth printing next to the figures."""
+    import platform
+    import subprocess
+
+    out: dict[str, str] = {"python": platform.python_version(), "litellm": litellm_version()}
+    for name, argv in {"nginx": ["nginx", "-v"], "wrk": ["wrk", "--version"]}.items():
+        if shutil.which(argv[0]) or Path("/usr/sbin/" + argv[0]).exists():
+            done = subprocess.run(argv, capture_output=True, text=True, timeout=10)
+            first = (done.stdout + done.stderr).strip().splitlines()[0]
+            # "nginx version: nginx/1.22.1" -> "nginx/1.22.1"; "wrk debian/4.1.0-3+b2 [epoll] Copyright..." -> "wrk 4.1.0-3+b2"
+            out[name] = first.split(": ", 1)[-1] if name == "nginx" else "wrk " + first.split()[1].split("/")[-1]
+    return out

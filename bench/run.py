@@ -1,0 +1,285 @@
+"""Benchmark anygate (and, with --compare-litellm, LiteLLM) against a fake upstream on loopback.
+
+Usage (from the repository root, after `bash bench/setup.sh`):
+    bench/.venv/bin/python -m bench.run --compare-litellm
+
+For each gateway and worker count the harness starts the gateway on 127.0.0.1 in front of the nginx fake
+upstream, checks one request per scenario, then per scenario runs wrk for --warmup seconds (discarded),
+--duration seconds at 1 connection (latency) and --duration seconds at --connections connections
+(throughput, and CPU per request from /proc of the gateway's process tree before and after). Scenario (e)
+opens --streams slow streams at once and records peak RSS and how every stream ended. The direct-upstream
+baseline runs the same scenarios straight against the fake upstream.
+
+Results: bench/results/latest.json, bench/results/latest.md (ready to paste into BENCHMARKS.md) and
+bench/results/chart.png; logs and generated configs of the run in bench/results/runs/<timestamp>/.
+Everything runs on loopback and every loop is bounded by count and time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from bench import chart, procstat, report
+from bench.gateways import Anygate, Gateway, LiteLLM, tool_versions
+from bench.loadgen import LoadResult, run_wrk
+from bench.payloads import encode
+from bench.procs import Server, raise_nofile_limit
+from bench.scenarios import CLIENT_HEADERS, Scenario, load_scenarios, slow_stream_body
+from bench.slow_streams import run_slow_streams
+from bench.upstream.server import start_upstream
+from bench.validate import check_request
+
+RESULTS = Path(__file__).resolve().parent / "results"
+ALL_SCENARIOS = "abcde"
+
+
+@dataclass
+class Settings:
+    scenarios: str
+    duration_s: float
+    warmup_s: float
+    connections: int
+    streams: int
+    out_dir: Path
+    run_dir: Path
+
+
+@dataclass
+class Target:
+    """Where load is sent: a gateway at some worker count, or the upstream itself (gateway None)."""
+
+    label: str
+    workers: int
+    gateway: Gateway | None
+    results: dict[str, Any] = field(default_factory=dict)
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def _measured_run(
+    url: str, body_file: Path, headers: dict[str, str], connections: int, duration_s: float, expect: str,
+    gateway: Server | None, upstream: Server,
+) -> dict[str, Any]:
+    """One wrk run with the CPU of the gateway's and the upstream's process trees and the gateway's RSS."""
+    watched = gateway or upstream
+    up_cpu0 = procstat.cpu_seconds(upstream.pid)
+    gw_cpu0 = procstat.cpu_seconds(watched.pid)
+    with procstat.RssSampler(watched.pid) as rss:
+        result: LoadResult = run_wrk(url, body_file, headers, connections, duration_s, expect)
+    gw_cpu = procstat.cpu_seconds(watched.pid) - gw_cpu0
+    up_cpu = procstat.cpu_seconds(upstream.pid) - up_cpu0
+    n = max(result.requests, 1)
+    return {
+        **result.to_dict(),
+        "cpu_ms_per_req": gw_cpu * 1000 / n,
+        "cpu_core_share": gw_cpu / result.duration_s if result.duration_s else 0.0,
+        "upstream_cpu_ms_per_req": up_cpu * 1000 / n,
+        "peak_rss_mb": rss.peak / 2**20,
+    }
+
+
+def _run_scenario(sc: Scenario, target: Target, gateway: Server | None, upstream: Server, st: Settings) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    if gateway is None:
+        url = f"http://127.0.0.1:{upstream.port}{sc.direct_path}"
+        body, headers, expect = encode(sc.direct_body), sc.direct_headers, sc.direct_expect
+    else:
+        url = f"http://127.0.0.1:{gateway.port}/v1/messages{sc.query}"
+        body, headers, expect = encode(sc.body), sc.headers, sc.expect
+        check = check_request(url, body, headers, sc.stream)
+        result["check"] = {"ok": check.ok, "problem": check.problem, "status": check.status}
+        if not check.ok:
+            result["check"]["request"] = {"url": url, "headers": headers, "body_excerpt": body[:600].decode()}
+            result["check"]["response_excerpt"] = check.response_excerpt
+            log(f"  ({sc.key}) check FAILED: {check.problem} (HTTP {check.status}); load runs skipped")
+            return result
+    body_file = st.run_dir / "bodies" / f"{target.label}-{sc.key}.json"
+    body_file.parent.mkdir(parents=True, exist_ok=True)
+    body_file.write_bytes(body)
+    if st.warmup_s > 0:
+        run_wrk(url, body_file, headers, st.connections, st.warmup_s, expect)
+    result["c1"] = _measured_run(url, body_file, headers, 1, st.duration_s, expect, gateway, upstream)
+    result["cN"] = _measured_run(url, body_file, headers, st.connections, st.duration_s, expect, gateway, upstream)
+    c1, cn = result["c1"], result["cN"]
+    log(
+        f"  ({sc.key}) p50 {c1['p50_ms']:.3f} ms  p99 {c1['p99_ms']:.3f} ms @1 | {cn['rps']:.0f} req/s "
+        f"@{st.connections}  CPU {cn['cpu_ms_per_req']:.3f} ms/req  RSS {cn['peak_rss_mb']:.0f} MB  "
+        f"errors {c1['errors'] + cn['errors']}  (wrk {cn['loadgen_core_share']:.0%} of a core, "
+        f"upstream {cn['upstream_cpu_ms_per_req']:.3f} ms/req)"
+    )
+    if c1["errors"] or cn["errors"]:
+        log(f"      first failure: {(cn['sample_failure'] or c1['sample_failure'])[:300]!r}")
+    return result
+
+
+def _run_slow_streams(gateway: Server, st: Settings) -> dict[str, Any]:
+    url = f"http://127.0.0.1:{gateway.port}/v1/messages"
+    cpu0 = procstat.cpu_seconds(gateway.pid)
+    client0 = time.process_time()
+    with procstat.RssSampler(gateway.pid) as rss:
+        res = run_slow_streams(url, slow_stream_body(), CLIENT_HEADERS, streams=st.streams, timeout_s=180)
+    out: dict[str, Any] = {
+        **res.to_dict(),
+        "peak_rss_mb": rss.peak / 2**20,
+        "cpu_s": procstat.cpu_seconds(gateway.pid) - cpu0,
+        "client_cpu_s": time.process_time() - client0,
+    }
+    log(
+        f"  (e) {res.completed}/{res.streams} streams completed, failed {res.failed}, peak RSS "
+        f"{out['peak_rss_mb']:.0f} MB, wall {res.wall_s:.1f} s, gateway CPU {out['cpu_s']:.1f} s"
+        + (f"; problems {res.problems}; e.g. {res.sample_problem[:200]!r}" if res.failed else "")
+    )
+    return out
+
+
+def run_target(target: Target, upstream: Server, st: Settings) -> None:
+    """Run every selected scenario against one target; failures are recorded, not raised."""
+    log(f"== {target.label} ==")
+    server: Server | None = None
+    if target.gateway is not None:
+        try:
+            started = time.monotonic()
+            server = target.gateway.start(st.run_dir, upstream.port, target.workers)
+            target.results["startup_s"] = time.monotonic() - started
+            target.results["idle_rss_mb"] = procstat.rss_bytes(server.pid) / 2**20
+        except Exception as exc:  # noqa: BLE001 - reported in the results, the other targets still run
+            target.results["error"] = str(exc)
+            log(f"  cannot start: {exc}")
+            return
+    try:
+        scenarios = load_scenarios()
+        for key in st.scenarios:
+            if key in scenarios:
+                try:
+                    target.results.setdefault("scenarios", {})[key] = _run_scenario(
+                        scenarios[key], target, server, upstream, st
+                    )
+                except Exception as exc:  # noqa: BLE001
+                    target.results.setdefault("scenarios", {})[key] = {"error": repr(exc)}
+                    log(f"  ({key}) failed: {exc!r}")
+            elif key == "e" and server is not None:
+                try:
+                    target.results["slow_streams"] = _run_slow_streams(server, st)
+                except Exception as exc:  # noqa: BLE001
+                    target.results["slow_streams"] = {"error": repr(exc)}
+                    log(f"  (e) failed: {exc!r}")
+        if server is not None and server.proc.poll() is not None:
+            target.results["error"] = f"exited with code {server.proc.returncode}: {server.log_tail(1500)}"
+    finally:
+        if server is not None:
+            server.stop()
+            target.results["log"] = str(server.log_path)
+
+
+def machine_info() -> dict[str, str]:
+    import os
+    import platform
+
+    cpu = "unknown"
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    mem_kb = int(Path("/proc/meminfo").read_text().split()[1])
+    os_name = "unknown"
+    for line in Path("/etc/os-release").read_text().splitlines():
+        if line.startswith("PRETTY_NAME="):
+            os_name = line.split("=", 1)[1].strip('"')
+    return {
+        "cpu": cpu,
+        "cores": str(os.cpu_count()),
+        "memory_gib": f"{mem_kb / 2**20:.0f}",
+        "os": os_name,
+        "kernel": platform.release(),
+        **tool_versions(),
+    }
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n\n")[0])
+    p.add_argument("--scenarios", default=ALL_SCENARIOS, help="scenario letters to run, e.g. 'abd' or 'a,b' (default: abcde)")
+    p.add_argument("--compare-litellm", action="store_true", help="also run LiteLLM 1.110.2 (bench/.venv-litellm)")
+    p.add_argument("--skip-anygate", action="store_true", help="do not run anygate (e.g. to test the harness on LiteLLM)")
+    p.add_argument("--skip-direct", action="store_true", help="do not run the direct-upstream baseline")
+    p.add_argument("--workers", default="1", help="worker counts, comma-separated, e.g. '1,2' (default: 1)")
+    p.add_argument("--duration", type=float, default=10.0, help="seconds per measured wrk run (default: 10)")
+    p.add_argument("--warmup", type=float, default=3.0, help="seconds of discarded load before each scenario (default: 3)")
+    p.add_argument("--connections", type=int, default=32, help="connections of the throughput run (default: 32)")
+    p.add_argument("--streams", type=int, default=1000, help="concurrent slow streams in scenario e (default: 1000)")
+    p.add_argument("--out", type=Path, default=RESULTS, help="results directory (default: bench/results)")
+    args = p.parse_args(argv)
+    args.scenarios = "".join(c for c in args.scenarios.lower() if c in ALL_SCENARIOS)
+    args.workers = [int(w) for w in str(args.workers).split(",") if w.strip()]
+    if not args.scenarios or not args.workers or min(args.workers) < 1:
+        p.error("need at least one scenario of a-e and worker counts >= 1")
+    if not 1 <= args.duration <= 600 or not 0 <= args.warmup <= 120 or not 1 <= args.streams <= 5000:
+        p.error("--duration must be 1-600 s, --warmup 0-120 s, --streams 1-5000")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    raise_nofile_limit()
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    out_dir: Path = args.out
+    run_dir = out_dir / "runs" / stamp
+    run_dir.mkdir(parents=True, exist_ok=True)
+    st = Settings(args.scenarios, args.duration, args.warmup, args.connections, args.streams, out_dir, run_dir)
+
+    targets: list[Target] = []
+    if not args.skip_direct:
+        targets.append(Target("direct", 0, None))
+    for workers in args.workers:
+        if not args.skip_anygate:
+            targets.append(Target(f"anygate-w{workers}", workers, Anygate()))
+        if args.compare_litellm:
+            targets.append(Target(f"litellm-w{workers}", workers, LiteLLM()))
+
+    command = "bench/.venv/bin/python -m bench.run " + " ".join(sys.argv[1:] if argv is None else argv)
+    log(f"run directory {run_dir}")
+    upstream = start_upstream(run_dir)
+    log(f"fake upstream (nginx) on 127.0.0.1:{upstream.port}")
+    try:
+        for target in targets:
+            run_target(target, upstream, st)
+    finally:
+        upstream.stop()
+
+    results: dict[str, Any] = {
+        "started": stamp,
+        "command": command,
+        "machine": machine_info(),
+        "settings": {
+            "scenarios": st.scenarios,
+            "duration_s": st.duration_s,
+            "warmup_s": st.warmup_s,
+            "connections": st.connections,
+            "streams": st.streams,
+            "workers": args.workers,
+        },
+        "targets": [{"label": t.label, "workers": t.workers, "gateway": t.gateway.name if t.gateway else "direct", **t.results} for t in targets],
+    }
+    (run_dir / "results.json").write_text(json.dumps(results, indent=2))
+    (out_dir / "latest.json").write_text(json.dumps(results, indent=2))
+    markdown = report.render(results)
+    (out_dir / "latest.md").write_text(markdown)
+    chart_path = out_dir / "chart.png"
+    if chart.draw(results, chart_path):
+        log(f"chart written to {chart_path}")
+    print()
+    print(markdown)
+    log(f"results: {out_dir / 'latest.json'}, {out_dir / 'latest.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

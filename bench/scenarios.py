@@ -1,0 +1,104 @@
+"""The scenarios of the benchmark: what is sent to a gateway, and what the direct-upstream baseline sends.
+
+The baseline sends the equivalent upstream request straight to the fake upstream, so "added latency" is
+the gateway's p50 minus the baseline's p50 for the same answer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from bench import payloads
+from bench.gateways import MASTER_KEY, UPSTREAM_KEY
+
+CLIENT_HEADERS = {"x-api-key": MASTER_KEY, "anthropic-version": "2023-06-01"}
+_OPENAI_UPSTREAM_HEADERS = {"authorization": f"Bearer {UPSTREAM_KEY}"}
+_ANTHROPIC_UPSTREAM_HEADERS = {"x-api-key": UPSTREAM_KEY, "anthropic-version": "2023-06-01"}
+
+# Texts every successful answer must contain (checked by wrk's Lua on each answer).
+_EXPECT_MESSAGE = "end_turn"
+_EXPECT_STREAM = "event: message_stop"
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One load scenario (a-d) through a gateway, and its direct-upstream twin."""
+
+    key: str
+    title: str
+    body: payloads.JSON
+    stream: bool
+    query: str = ""
+    extra_headers: dict[str, str] = field(default_factory=dict)
+    direct_path: str = "/v1/chat/completions"
+    direct_body: payloads.JSON = field(default_factory=dict)
+    direct_headers: dict[str, str] = field(default_factory=dict)
+    direct_expect: str = ""
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {**CLIENT_HEADERS, **self.extra_headers}
+
+    @property
+    def expect(self) -> str:
+        return _EXPECT_STREAM if self.stream else _EXPECT_MESSAGE
+
+
+def load_scenarios() -> dict[str, Scenario]:
+    """Scenarios a-d (e is the slow-stream run, see bench/slow_streams.py)."""
+    cc = payloads.claude_code_request()
+    return {
+        "a": Scenario(
+            key="a",
+            title="small, non-streaming, OpenAI upstream",
+            body=payloads.seed_request(),
+            stream=False,
+            direct_body=payloads.openai_direct_request(),
+            direct_headers=_OPENAI_UPSTREAM_HEADERS,
+            direct_expect='"finish_reason":"stop"',
+        ),
+        "b": Scenario(
+            key="b",
+            title="small, streaming, OpenAI upstream",
+            body=payloads.seed_request(stream=True),
+            stream=True,
+            direct_body=payloads.openai_direct_request(stream=True),
+            direct_headers=_OPENAI_UPSTREAM_HEADERS,
+            direct_expect="data: [DONE]",
+        ),
+        "c": Scenario(
+            key="c",
+            title="Claude-Code-shaped ~89 KB, streaming, OpenAI upstream",
+            body=cc,
+            stream=True,
+            query="?beta=true",
+            extra_headers=payloads.CLAUDE_CODE_HEADERS,
+            # The baseline posts the same ~89 KB to the upstream, so body transfer is in both figures.
+            direct_body={**cc, "model": "gpt-4o-mini"},
+            direct_headers=_OPENAI_UPSTREAM_HEADERS,
+            direct_expect="data: [DONE]",
+        ),
+        "d": Scenario(
+            key="d",
+            title="small, non-streaming, Anthropic passthrough",
+            body=payloads.seed_request(payloads.ANTHROPIC_MODEL),
+            stream=False,
+            direct_path="/v1/messages",
+            direct_body={**payloads.seed_request(), "model": "claude-sonnet-4-5"},
+            direct_headers=_ANTHROPIC_UPSTREAM_HEADERS,
+            direct_expect=_EXPECT_MESSAGE,
+        ),
+    }
+
+
+SCENARIO_E_TITLE = "1,000 concurrent slow streams (a chunk every 100 ms for 10 s), OpenAI upstream"
+
+
+def slow_stream_body() -> bytes:
+    return payloads.encode(payloads.seed_request(payloads.OPENAI_SLOW_MODEL, stream=True))
+
+
+# Budget of the issue: CPU ms per request at 32 connections with one worker.
+CPU_BUDGET_MS = {"a": 0.4, "b": 0.8, "c": 1.5, "d": 0.3}
+ADDED_LATENCY_BUDGET_MS = {"a": 1.0, "d": 1.0}
+SLOW_STREAMS_RSS_BUDGET_MB = 300.0

@@ -1,0 +1,223 @@
+"""The fixed answers of the fake upstream, shaped like what OpenAI and Anthropic really send.
+
+Why realistic shapes: a gateway's per-request cost on the streaming paths is dominated by the number of
+upstream chunks it parses and the number of events it emits, so the fake streams have the same chunk
+structure as the real services (OpenAI: role chunk, content chunks, finish chunk, usage chunk,
+``[DONE]``; Anthropic: message_start, content_block_start, ping, deltas, content_block_stop,
+message_delta, message_stop), with the field sets the real services include (``logprobs``,
+``system_fingerprint``, ``usage`` details...), because parsing cost grows with them.
+
+The files written here are read once by the Lua code of the nginx upstream at start-up.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+# The joke is split into 15 content pieces, the size of a short real completion.
+FAST_PIECES: tuple[str, ...] = (
+    "Why",
+    " don't",
+    " scientists",
+    " trust",
+    " atoms",
+    "?",
+    " Because",
+    " they",
+    " make",
+    " up",
+    " everything",
+    "!",
+    " Want",
+    " another",
+    " one?",
+)
+ANSWER_TEXT = "".join(FAST_PIECES)
+
+# (e): one content chunk every 100 ms for 10 s.
+SLOW_CHUNKS = 100
+SLOW_INTERVAL_S = 0.1
+
+_OPENAI_ID = "chatcmpl-BENCH0123456789abcdefABCDEF"
+_OPENAI_MODEL = "gpt-4o-mini-2024-07-18"
+_OPENAI_CREATED = 1_760_000_000
+_FINGERPRINT = "fp_560af6e559"
+_ANTHROPIC_ID = "msg_01BenchFakeUpstream0123456"
+_ANTHROPIC_MODEL = "claude-sonnet-4-5-20250929"
+_PROMPT_TOKENS = 15
+
+
+def _dumps(obj: object) -> str:
+    """Compact JSON, as both services send it."""
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
+
+
+def _slow_pieces() -> list[str]:
+    return [f" word{i}" for i in range(SLOW_CHUNKS)]
+
+
+def _openai_usage(completion_tokens: int) -> dict[str, object]:
+    return {
+        "prompt_tokens": _PROMPT_TOKENS,
+        "completion_tokens": completion_tokens,
+        "total_tokens": _PROMPT_TOKENS + completion_tokens,
+        "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+        "completion_tokens_details": {
+            "reasoning_tokens": 0,
+            "audio_tokens": 0,
+            "accepted_prediction_tokens": 0,
+            "rejected_prediction_tokens": 0,
+        },
+    }
+
+
+def openai_json() -> str:
+    """A non-streaming Chat Completions answer."""
+    return _dumps(
+        {
+            "id": _OPENAI_ID,
+            "object": "chat.completion",
+            "created": _OPENAI_CREATED,
+            "model": _OPENAI_MODEL,
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {
+                        "role": "assistant",
+                        "content": ANSWER_TEXT,
+                        "refusal": None,
+                        "annotations": [],
+                    },
+                    "logprobs": None,
+                    "finish_reason": "stop",
+                }
+            ],
+            "usage": _openai_usage(len(FAST_PIECES)),
+            "service_tier": "default",
+            "system_fingerprint": _FINGERPRINT,
+        }
+    )
+
+
+def openai_sse(pieces: list[str] | tuple[str, ...]) -> str:
+    """A Chat Completions stream with ``stream_options.include_usage`` semantics."""
+
+    def chunk(choices: list[dict[str, object]], usage: dict[str, object] | None) -> str:
+        body = {
+            "id": _OPENAI_ID,
+            "object": "chat.completion.chunk",
+            "created": _OPENAI_CREATED,
+            "model": _OPENAI_MODEL,
+            "service_tier": "default",
+            "system_fingerprint": _FINGERPRINT,
+            "choices": choices,
+            "usage": usage,
+        }
+        return f"data: {_dumps(body)}\n\n"
+
+    def delta(d: dict[str, object], finish: str | None = None) -> dict[str, object]:
+        return {"index": 0, "delta": d, "logprobs": None, "finish_reason": finish}
+
+    events = [chunk([delta({"role": "assistant", "content": "", "refusal": None})], None)]
+    events += [chunk([delta({"content": p})], None) for p in pieces]
+    events.append(chunk([delta({}, "stop")], None))
+    events.append(chunk([], _openai_usage(len(pieces))))
+    events.append("data: [DONE]\n\n")
+    return "".join(events)
+
+
+def _anthropic_usage(output_tokens: int) -> dict[str, object]:
+    return {
+        "input_tokens": _PROMPT_TOKENS,
+        "cache_creation_input_tokens": 0,
+        "cache_read_input_tokens": 0,
+        "cache_creation": {"ephemeral_5m_input_tokens": 0, "ephemeral_1h_input_tokens": 0},
+        "output_tokens": output_tokens,
+        "service_tier": "standard",
+    }
+
+
+def anthropic_json() -> str:
+    """A non-streaming Messages answer."""
+    return _dumps(
+        {
+            "id": _ANTHROPIC_ID,
+            "type": "message",
+            "role": "assistant",
+            "model": _ANTHROPIC_MODEL,
+            "content": [{"type": "text", "text": ANSWER_TEXT}],
+            "stop_reason": "end_turn",
+            "stop_sequence": None,
+            "usage": _anthropic_usage(len(FAST_PIECES)),
+        }
+    )
+
+
+def anthropic_sse(pieces: list[str] | tuple[str, ...]) -> str:
+    """A Messages stream, event for event what the Anthropic API sends for a text answer."""
+
+    def event(name: str, data: dict[str, object]) -> str:
+        return f"event: {name}\ndata: {_dumps({'type': name, **data})}\n\n"
+
+    start_usage = _anthropic_usage(1)
+    events = [
+        event(
+            "message_start",
+            {
+                "message": {
+                    "id": _ANTHROPIC_ID,
+                    "type": "message",
+                    "role": "assistant",
+                    "model": _ANTHROPIC_MODEL,
+                    "content": [],
+                    "stop_reason": None,
+                    "stop_sequence": None,
+                    "usage": start_usage,
+                }
+            },
+        ),
+        event("content_block_start", {"index": 0, "content_block": {"type": "text", "text": ""}}),
+        event("ping", {}),
+    ]
+    events += [
+        event("content_block_delta", {"index": 0, "delta": {"type": "text_delta", "text": p}})
+        for p in pieces
+    ]
+    events.append(event("content_block_stop", {"index": 0}))
+    events.append(
+        event(
+            "message_delta",
+            {
+                "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                "usage": {
+                    "input_tokens": _PROMPT_TOKENS,
+                    "cache_creation_input_tokens": 0,
+                    "cache_read_input_tokens": 0,
+                    "output_tokens": len(pieces),
+                },
+            },
+        )
+    )
+    events.append(event("message_stop", {}))
+    return "".join(events)
+
+
+def write_all(directory: Path) -> None:
+    """Write every fixed answer where the nginx Lua code loads them from.
+
+    Stream files hold whole SSE events separated by a blank line; the Lua code splits them at
+    ``\\n\\n`` and writes one event per flush. The slow files keep the same shape with
+    ``SLOW_CHUNKS`` content chunks; the Lua code sleeps ``SLOW_INTERVAL_S`` before each one.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    files = {
+        "openai.json": openai_json(),
+        "openai.sse": openai_sse(FAST_PIECES),
+        "openai_slow.sse": openai_sse(_slow_pieces()),
+        "anthropic.json": anthropic_json(),
+        "anthropic.sse": anthropic_sse(FAST_PIECES),
+        "anthropic_slow.sse": anthropic_sse(_slow_pieces()),
+    }
+    for name, text in files.items():
+        (directory / name).write_text(text, encoding="utf-8")

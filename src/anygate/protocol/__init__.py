@@ -1,0 +1,1 @@
+"""The Anthropic Messages wire format: the gateway's one internal model."""

@@ -1,0 +1,1 @@
+"""Upstream APIs: one module per API, pure translation, no I/O."""

@@ -1,0 +1,239 @@
+"""The one streaming state machine that turns upstream parts into Anthropic block events.
+
+Upstreams stream several parts at once (reasoning, text, tool calls keyed by their own index) and may
+interleave them; Anthropic streams one block at a time, each opened, filled and closed before the next,
+with indexes equal to positions in the final content. Providers call :meth:`BlockStream.text`,
+:meth:`~BlockStream.thinking` and :meth:`~BlockStream.tool_call` as parts arrive, and this class is the
+only place that writes block events, so the ordering rules hold for every provider.
+
+The rule for interleaving: before any tool call, text and thinking stream live, each part closing the
+block before it. The first tool call (once its name is known) streams live too. From then on, anything
+else (further tool calls, text, thinking) is held back and emitted whole, in order of first appearance,
+when the message finishes, because the live tool call may still receive fragments and its block must
+stay open until then. Tool calls that providers send one after another therefore cost nothing but the
+streaming of the later calls' arguments, and interleaved fragments (index 0, 1, 0, 1) stay correct.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass, field
+from typing import Any
+
+from anygate.providers.tool_json import completion_suffix, repair_arguments
+
+
+@dataclass(slots=True)
+class _Part:
+    """One upstream part being assembled (a text run, a reasoning run, or a tool call)."""
+
+    kind: str  # "text", "thinking" or "tool_use"
+    chunks: list[str] = field(default_factory=list)
+    tool_id: str | None = None
+    name: str | None = None
+    index: int | None = None  # the Anthropic block index once the block is open on the wire
+
+    @property
+    def content(self) -> str:
+        return "".join(self.chunks)
+
+
+class BlockStream:
+    """Builds the Anthropic event sequence of one message; events accumulate in :attr:`events`.
+
+    Args:
+        message_id: the ``msg_…`` id reported to the client.
+        model: the model name the client asked for.
+        sign_thinking: returns the signature for a finished thinking block's text.
+    """
+
+    __slots__ = (
+        "_deferred",
+        "_live",
+        "_next_index",
+        "_sign_thinking",
+        "_tool_opened",
+        "_tools",
+        "events",
+        "finished",
+        "message_id",
+        "model",
+        "started",
+    )
+
+    def __init__(self, *, message_id: str, model: str, sign_thinking: Callable[[str], str]) -> None:
+        self.message_id = message_id
+        self.model = model
+        self.events: list[dict[str, Any]] = []
+        self.started = False
+        self.finished = False
+        self._sign_thinking = sign_thinking
+        self._next_index = 0
+        self._live: _Part | None = None
+        self._tools: dict[Hashable, _Part] = {}
+        self._deferred: list[_Part] = []
+        self._tool_opened = False
+
+    def drain(self) -> list[dict[str, Any]]:
+        """Take the events produced since the last call."""
+        events, self.events = self.events, []
+        return events
+
+    def start(self, usage: dict[str, int]) -> None:
+        """Emit ``message_start`` with the usage known so far (input tokens, counted or estimated)."""
+        self.started = True
+        self.events.append(
+            {
+                "type": "message_start",
+                "message": {
+                    "id": self.message_id,
+                    "type": "message",
+                    "role": "assistant",
+                    "model": self.model,
+                    "content": [],
+                    "stop_reason": None,
+                    "stop_sequence": None,
+                    "usage": {
+                        "input_tokens": usage.get("input_tokens", 0),
+                        "cache_creation_input_tokens": usage.get("cache_creation_input_tokens", 0),
+                        "cache_read_input_tokens": usage.get("cache_read_input_tokens", 0),
+                        "output_tokens": usage.get("output_tokens", 0),
+                    },
+                },
+            }
+        )
+
+    def text(self, text: str) -> None:
+        """A fragment of visible text."""
+        self._prose("text", text)
+
+    def thinking(self, text: str) -> None:
+        """A fragment of reasoning, shown as a thinking block."""
+        self._prose("thinking", text)
+
+    def tool_call(
+        self, key: Hashable, *, tool_id: str | None = None, name: str | None = None, arguments: str = ""
+    ) -> None:
+        """A fragment of the tool call that the upstream identifies by ``key`` (its own index).
+
+        ``tool_id`` and ``name`` may come with any fragment (normally the first); arguments are JSON
+        text fragments that concatenate to the call's input.
+        """
+        part = self._tools.get(key)
+        if part is None:
+            part = _Part("tool_use")
+            self._tools[key] = part
+        if tool_id and not part.tool_id:
+            part.tool_id = tool_id
+        if name and not part.name:
+            part.name = name
+        if arguments:
+            part.chunks.append(arguments)
+        if part is self._live:
+            if arguments:
+                self._delta(part, {"type": "input_json_delta", "partial_json": arguments})
+            return
+        if part.index is None and not self._tool_opened and part.name is not None:
+            if part in self._deferred:
+                self._deferred.remove(part)
+            self._open(part)
+            self._tool_opened = True
+            if part.chunks:
+                self._delta(part, {"type": "input_json_delta", "partial_json": part.content})
+        elif part.index is None and part not in self._deferred:
+            self._deferred.append(part)
+
+    def finish(self, stop_reason: str | None, stop_sequence: str | None, usage: dict[str, int]) -> None:
+        """Close every block, emit what was held back, then ``message_delta`` and ``message_stop``."""
+        self._close_live()
+        for part in self._deferred:
+            self._emit_whole(part)
+        self._deferred.clear()
+        self.events.append(
+            {
+                "type": "message_delta",
+                "delta": {"stop_reason": stop_reason, "stop_sequence": stop_sequence},
+                "usage": {
+                    "input_tokens": usage.get("input_tokens", 0),
+                    "cache_creation_input_tokens": usage.get("cache_creation_input_tokens", 0),
+                    "cache_read_input_tokens": usage.get("cache_read_input_tokens", 0),
+                    "output_tokens": usage.get("output_tokens", 0),
+                },
+            }
+        )
+        self.events.append({"type": "message_stop"})
+        self.finished = True
+
+    @property
+    def has_tool_calls(self) -> bool:
+        """Whether any tool call was seen (a ``stop`` finish with tool calls still means tool_use)."""
+        return bool(self._tools)
+
+    def _prose(self, kind: str, text: str) -> None:
+        if not text:
+            return
+        if self._tool_opened:
+            last = self._deferred[-1] if self._deferred else None
+            if last is not None and last.kind == kind:
+                last.chunks.append(text)
+            else:
+                self._deferred.append(_Part(kind, [text]))
+            return
+        live = self._live
+        if live is None or live.kind != kind:
+            live = _Part(kind)
+            self._open(live)
+        live.chunks.append(text)
+        delta_key = "text" if kind == "text" else "thinking"
+        self._delta(live, {"type": f"{delta_key}_delta", delta_key: text})
+
+    def _open(self, part: _Part) -> None:
+        self._close_live()
+        part.index = self._next_index
+        self._next_index += 1
+        if part.kind == "tool_use" and not part.tool_id:
+            part.tool_id = f"toolu_{self.message_id.removeprefix('msg_')}_{part.index}"
+        self._live = part
+        self.events.append(
+            {"type": "content_block_start", "index": part.index, "content_block": _empty(part)}
+        )
+
+    def _delta(self, part: _Part, delta: dict[str, Any]) -> None:
+        self.events.append({"type": "content_block_delta", "index": part.index, "delta": delta})
+
+    def _close_live(self) -> None:
+        part = self._live
+        if part is None:
+            return
+        if part.kind == "thinking":
+            signature = self._sign_thinking(part.content)
+            self._delta(part, {"type": "signature_delta", "signature": signature})
+        elif part.kind == "tool_use":
+            suffix = completion_suffix(part.content)
+            if suffix:
+                self._delta(part, {"type": "input_json_delta", "partial_json": suffix})
+        self.events.append({"type": "content_block_stop", "index": part.index})
+        self._live = None
+
+    def _emit_whole(self, part: _Part) -> None:
+        """Open, fill and close a held-back part in one go."""
+        self._open(part)
+        content = part.content
+        if part.kind == "tool_use":
+            arguments = repair_arguments(content)
+            if arguments != "{}":
+                self._delta(part, {"type": "input_json_delta", "partial_json": arguments})
+            part.chunks = []  # the repaired text is final; nothing left for _close_live to complete
+        elif part.kind == "thinking":
+            self._delta(part, {"type": "thinking_delta", "thinking": content})
+        else:
+            self._delta(part, {"type": "text_delta", "text": content})
+        self._close_live()
+
+
+def _empty(part: _Part) -> dict[str, Any]:
+    if part.kind == "text":
+        return {"type": "text", "text": ""}
+    if part.kind == "thinking":
+        return {"type": "thinking", "thinking": "", "signature": ""}
+    return {"type": "tool_use", "id": part.tool_id or "", "name": part.name or "", "input": {}}

@@ -1,0 +1,200 @@
+"""The built-in mock model (``mock/<anything>``): deterministic answers with no upstream at all.
+
+It backs the quickstart, the examples and many tests, so it behaves like a real model in the ways that
+matter to a client: realistic usage, ``max_tokens`` and ``stop_sequences`` honoured, thinking when asked,
+and a tool turn.
+
+Tool trigger: when the request has tools and either ``tool_choice`` forces one (``any`` or ``tool``) or
+the last user message mentions a tool by its exact name, the answer is a ``tool_use`` block for that tool
+whose input fits the tool's ``input_schema``. A user turn carrying ``tool_result`` blocks is answered with
+text that reports the results.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any, Final
+
+import orjson
+
+from anygate.deployment import Deployment
+from anygate.providers.base import CallContext, LocalProvider
+from anygate.providers.blocks import BlockStream
+from anygate.tokens import estimate_request_tokens, estimate_text_tokens
+
+JOKE: Final = "Why don't scientists trust atoms? Because they make up everything!"
+_WORDS: Final = re.compile(r"\S+\s*")
+
+
+def _user_text(message: dict[str, Any]) -> str:
+    content = message.get("content")
+    if isinstance(content, str):
+        return content
+    if not isinstance(content, list):
+        return ""
+    return " ".join(
+        str(block.get("text", ""))
+        for block in content
+        if isinstance(block, dict) and block.get("type") == "text"
+    )
+
+
+def example_for_schema(schema: Any, name: str = "value") -> Any:
+    """A value that satisfies a (simple) JSON schema: required properties, enums, consts, types."""
+    if not isinstance(schema, dict):
+        return name
+    if "const" in schema:
+        return schema["const"]
+    if schema.get("enum"):
+        return schema["enum"][0]
+    if "default" in schema:
+        return schema["default"]
+    for key in ("anyOf", "oneOf", "allOf"):
+        if schema.get(key):
+            return example_for_schema(schema[key][0], name)
+    kind = schema.get("type", "object" if "properties" in schema else "string")
+    if isinstance(kind, list):
+        kind = next((k for k in kind if k != "null"), "null")
+    if kind == "object":
+        properties: dict[str, Any] = schema.get("properties") or {}
+        required = schema.get("required") or list(properties)[:1]
+        return {key: example_for_schema(properties.get(key, {}), key) for key in required}
+    if kind == "array":
+        return [example_for_schema(schema.get("items", {}), name)] * max(int(schema.get("minItems", 1)), 1)
+    if kind == "integer":
+        return int(schema.get("minimum", 1))
+    if kind == "number":
+        return float(schema.get("minimum", 1.0))
+    if kind == "boolean":
+        return True
+    if kind == "null":
+        return None
+    return f"example {name}"
+
+
+class MockProvider(LocalProvider):
+    """Answers every request locally and deterministically."""
+
+    name = "mock"
+    api_key_env: Final = ()
+
+    def count_tokens_locally(self, deployment: Deployment, request: dict[str, Any]) -> int:
+        return estimate_request_tokens(request)
+
+    def answer(
+        self, deployment: Deployment, request: dict[str, Any], ctx: CallContext
+    ) -> list[dict[str, Any]]:
+        stream = BlockStream(
+            message_id="msg_" + ctx.request_id.removeprefix("req_"),
+            model=ctx.requested_model,
+            sign_thinking=ctx.signer.sign,
+        )
+        input_tokens = estimate_request_tokens(request)
+        stream.start({"input_tokens": input_tokens, "output_tokens": 1})
+        budget = int(request["max_tokens"])
+        last = request["messages"][-1]
+        tool = self._tool_to_call(request, last)
+        text = self._reply(request, last) if tool is None else ""
+        used = 0
+        thinking = request.get("thinking") or {}
+        if thinking.get("type") in ("enabled", "adaptive"):
+            thought = f"The user wrote: {_user_text(last)[:200]!r}. I will answer directly."
+            used += self._emit_words(stream.thinking, thought, budget)[0]
+        stop_reason, stop_sequence = "end_turn", None
+        if tool is not None:
+            arguments = orjson.dumps(example_for_schema(tool.get("input_schema", {}))).decode()
+            tool_id = "toolu_" + ctx.request_id.removeprefix("req_")
+            stream.tool_call(0, tool_id=tool_id, name=str(tool["name"]), arguments=arguments)
+            used += estimate_text_tokens(arguments) + 8
+            stop_reason = "tool_use"
+        else:
+            text, stop_sequence = self._apply_stop_sequences(text, request.get("stop_sequences") or [])
+            if stop_sequence is not None:
+                stop_reason = "stop_sequence"
+            emitted, truncated = self._emit_words(stream.text, text, budget - used)
+            if truncated:
+                stop_reason, stop_sequence = "max_tokens", None
+            used += emitted
+        stream.finish(
+            stop_reason, stop_sequence, {"input_tokens": input_tokens, "output_tokens": max(used, 1)}
+        )
+        return stream.drain()
+
+    @staticmethod
+    def _emit_words(sink: Callable[[str], None], text: str, budget: int) -> tuple[int, bool]:
+        """Feed ``text`` word by word while the token budget lasts.
+
+        Returns the tokens used and whether the budget cut the text short.
+        """
+        used = 0
+        for word in _WORDS.findall(text):
+            cost = estimate_text_tokens(word)
+            if used + cost > budget:
+                return used, True
+            sink(word)
+            used += cost
+        return used, False
+
+    @staticmethod
+    def _apply_stop_sequences(text: str, stop_sequences: list[str]) -> tuple[str, str | None]:
+        cut, matched = len(text), None
+        for sequence in stop_sequences:
+            position = text.find(sequence) if sequence else -1
+            if 0 <= position < cut:
+                cut, matched = position, sequence
+        return text[:cut], matched
+
+    @staticmethod
+    def _tool_to_call(request: dict[str, Any], last: dict[str, Any]) -> dict[str, Any] | None:
+        tools = [t for t in request.get("tools") or [] if isinstance(t, dict) and "input_schema" in t]
+        if not tools or last.get("role") != "user" or _has_tool_results(last):
+            return None
+        choice = request.get("tool_choice") or {}
+        if choice.get("type") == "none":
+            return None
+        if choice.get("type") == "tool":
+            return next((t for t in tools if t.get("name") == choice.get("name")), None)
+        if choice.get("type") == "any":
+            return tools[0]
+        text = _user_text(last)
+        return next((t for t in tools if re.search(rf"\b{re.escape(str(t['name']))}\b", text)), None)
+
+    @staticmethod
+    def _reply(request: dict[str, Any], last: dict[str, Any]) -> str:
+        if _has_tool_results(last):
+            return _describe_tool_results(request, last)
+        text = _user_text(last).strip()
+        if "joke" in text.lower():
+            return JOKE
+        if not text:
+            return "Hello! I am anygate's mock model. How can I help?"
+        return f'You said: "{text[:400]}". This is a deterministic answer from anygate\'s mock model.'
+
+
+def _has_tool_results(message: dict[str, Any]) -> bool:
+    content = message.get("content")
+    return isinstance(content, list) and any(
+        isinstance(block, dict) and block.get("type") == "tool_result" for block in content
+    )
+
+
+def _describe_tool_results(request: dict[str, Any], last: dict[str, Any]) -> str:
+    names: dict[str, str] = {}
+    for message in request["messages"]:
+        content = message.get("content")
+        if message.get("role") == "assistant" and isinstance(content, list):
+            for block in content:
+                if isinstance(block, dict) and block.get("type") == "tool_use":
+                    names[str(block.get("id"))] = str(block.get("name"))
+    parts = []
+    for block in last["content"]:
+        if not (isinstance(block, dict) and block.get("type") == "tool_result"):
+            continue
+        name = names.get(str(block.get("tool_use_id")), "the tool")
+        content = block.get("content")
+        if isinstance(content, list):
+            content = " ".join(str(b.get("text", "")) for b in content if isinstance(b, dict))
+        verb = "failed with" if block.get("is_error") else "returned"
+        parts.append(f"{name} {verb}: {str(content or '')[:400]}")
+    return "The tool results are in. " + " ".join(parts)

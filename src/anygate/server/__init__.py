@@ -1,0 +1,1 @@
+"""The proxy: an ASGI app (routes only), authentication, and the command line."""

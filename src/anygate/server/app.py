@@ -1,0 +1,270 @@
+"""The ASGI application: routes, body limits, auth and error envelopes; no business logic.
+
+A plain ASGI callable rather than a framework: five routes do not need one, and the request path stays
+as short as the benchmark wants it (see BENCHMARKS.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any, Final
+
+import orjson
+
+from anygate.config import Config, load_config
+from anygate.gateway import Gateway, GatewayResponse, new_request_id
+from anygate.protocol.errors import GatewayError, error_body
+from anygate.protocol.sse import encode_error
+from anygate.server.auth import check_master_key
+
+log = logging.getLogger("anygate.server")
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+JSON_HEADERS: Final = [(b"content-type", b"application/json")]
+SSE_HEADERS: Final = [
+    (b"content-type", b"text/event-stream; charset=utf-8"),
+    (b"cache-control", b"no-cache"),
+    (b"x-accel-buffering", b"no"),
+]
+KNOWN_PATHS: Final = {
+    "/v1/messages": "POST",
+    "/v1/messages/count_tokens": "POST",
+    "/v1/models": "GET",
+    "/health": "GET",
+    "/health/deployments": "GET",
+    "/": "HEAD",
+}
+_ROOT_BODY: Final = orjson.dumps({"name": "anygate", "docs": "POST /v1/messages"})
+
+
+class ClientDisconnected(Exception):
+    """The client went away; the work done for it is abandoned."""
+
+
+class App:
+    """The anygate proxy as an ASGI 3 application."""
+
+    def __init__(self, gateway: Gateway) -> None:
+        self.gateway = gateway
+        general = gateway.config.general
+        self.master_key = os.environ.get("ANYGATE_MASTER_KEY") or general.master_key
+        self.max_body = int(general.max_request_size_mb * 1024 * 1024)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            await self._http(scope, receive, send)
+        elif kind == "lifespan":
+            await self._lifespan(receive, send)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.gateway.aclose()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request_id = new_request_id()
+        started = time.perf_counter()
+        method: str = scope["method"]
+        path: str = scope["path"]
+        if len(path) > 1 and path.endswith("/"):
+            path = path.rstrip("/")
+        headers = {
+            name.decode("latin-1").lower(): value.decode("latin-1") for name, value in scope["headers"]
+        }
+        status = 500
+        response: GatewayResponse | None = None
+        try:
+            response = await self._dispatch(method, path, headers, receive, request_id)
+            status = response.status
+            if response.stream is not None:
+                await self._send_stream(response, send, receive, request_id)
+            else:
+                await _send_body(send, status, response.body or b"", request_id, response.headers)
+        except GatewayError as exc:
+            status = exc.status
+            await _send_body(send, exc.status, exc.body(request_id), request_id, exc.headers)
+        except ClientDisconnected:
+            status = 499
+        except Exception:
+            log.exception("request %s failed inside the gateway", request_id)
+            await _send_body(
+                send,
+                500,
+                error_body("api_error", "internal error in the gateway", request_id),
+                request_id,
+                {},
+            )
+        finally:
+            if path.startswith("/v1/"):
+                extra = response.headers if response is not None else {}
+                log.info(
+                    "%s %s %s %d deployment=%s attempts=%s %.1fms",
+                    request_id,
+                    method,
+                    path,
+                    status,
+                    extra.get("x-anygate-model-id", "-"),
+                    extra.get("x-anygate-attempts", "-"),
+                    (time.perf_counter() - started) * 1000,
+                )
+
+    async def _dispatch(
+        self, method: str, path: str, headers: dict[str, str], receive: Receive, request_id: str
+    ) -> GatewayResponse:
+        expected = KNOWN_PATHS.get(path)
+        if expected is None:
+            raise GatewayError(404, f"no route for {method} {path}")
+        if path == "/" and method in ("HEAD", "GET"):
+            return GatewayResponse(body=_ROOT_BODY)
+        if method != expected:
+            raise GatewayError(405, f"method {method} is not allowed on {path}; use {expected}")
+        if path == "/health":
+            return GatewayResponse(body=b'{"status":"ok"}')
+        check_master_key(headers, self.master_key)
+        if path == "/v1/models":
+            return GatewayResponse(body=self.gateway.list_models())
+        if path == "/health/deployments":
+            return GatewayResponse(body=self.gateway.deployment_health())
+        body = await self._read_json(headers, receive)
+        operation = self.gateway.create_message if path == "/v1/messages" else self.gateway.count_tokens
+        return await _until_disconnect(receive, operation(body, headers=headers, request_id=request_id))
+
+    async def _read_json(self, headers: dict[str, str], receive: Receive) -> object:
+        """The request body parsed as JSON; 413 as soon as it is known to exceed the limit."""
+        declared = headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_body:
+            raise _too_large(self.max_body)
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise ClientDisconnected
+            chunk = message.get("body", b"")
+            if chunk:
+                size += len(chunk)
+                if size > self.max_body:
+                    raise _too_large(self.max_body)
+                chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        raw = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        if not raw:
+            raise GatewayError(400, "the request body is empty; send a JSON object")
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise GatewayError(400, f"the request body is not valid JSON: {exc}") from None
+
+    async def _send_stream(
+        self, response: GatewayResponse, send: Send, receive: Receive, request_id: str
+    ) -> None:
+        """Send an SSE stream until it ends or the client leaves (which cancels the upstream at once)."""
+        stream = response.stream
+        assert stream is not None
+        try:
+            async with DisconnectGuard(receive):
+                try:
+                    start_headers = _headers(SSE_HEADERS, request_id, response.headers)
+                    await send({"type": "http.response.start", "status": 200, "headers": start_headers})
+                    async for chunk in stream:
+                        await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                    await send({"type": "http.response.body", "body": b"", "more_body": False})
+                except asyncio.CancelledError:
+                    # Cancelled by a shutdown, not by the client: end the stream visibly, never cut it.
+                    frame = encode_error("overloaded_error", "the gateway is shutting down", request_id)
+                    await send({"type": "http.response.body", "body": frame, "more_body": False})
+                    raise
+        finally:
+            closer = getattr(stream, "aclose", None)
+            if closer is not None:
+                await closer()
+
+
+class DisconnectGuard:
+    """Cancels the current task when the client disconnects, turning that into :class:`ClientDisconnected`.
+
+    One watcher task per request listens for ``http.disconnect``, so an abandoned request stops its
+    upstream call at once instead of running to completion for nobody.
+    """
+
+    __slots__ = ("_gone", "_receive", "_task", "_watcher")
+
+    def __init__(self, receive: Receive) -> None:
+        self._receive = receive
+        self._gone = False
+        self._task: asyncio.Task[Any] | None = None
+        self._watcher: asyncio.Task[None] | None = None
+
+    async def _watch(self) -> None:
+        while (await self._receive())["type"] != "http.disconnect":
+            pass
+        self._gone = True
+        if self._task is not None:
+            self._task.cancel()
+
+    async def __aenter__(self) -> DisconnectGuard:
+        self._task = asyncio.current_task()
+        self._watcher = asyncio.create_task(self._watch())
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object
+    ) -> None:
+        if self._watcher is not None:
+            self._watcher.cancel()
+        if self._gone and self._task is not None:
+            self._task.uncancel()
+            raise ClientDisconnected
+
+
+async def _until_disconnect(receive: Receive, work: Awaitable[GatewayResponse]) -> GatewayResponse:
+    """Run ``work``, abandoning it (and its upstream request) if the client disconnects."""
+    async with DisconnectGuard(receive):
+        return await work
+
+
+def _too_large(limit: int) -> GatewayError:
+    return GatewayError(413, f"request body exceeds the gateway's limit of {limit // (1024 * 1024)} MB")
+
+
+def _headers(
+    base: list[tuple[bytes, bytes]], request_id: str, extra: dict[str, str]
+) -> list[tuple[bytes, bytes]]:
+    headers = [*base, (b"request-id", request_id.encode())]
+    headers.extend((name.encode("latin-1"), value.encode("latin-1")) for name, value in extra.items())
+    return headers
+
+
+async def _send_body(send: Send, status: int, body: bytes, request_id: str, extra: dict[str, str]) -> None:
+    headers = _headers(JSON_HEADERS, request_id, extra)
+    headers.append((b"content-length", str(len(body)).encode()))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body, "more_body": False})
+
+
+def create_app(config: Config) -> App:
+    """The ASGI app over a config."""
+    return App(Gateway(config))
+
+
+def app_from_environment() -> App:
+    """Factory used by the CLI's server processes: the config path comes in ``ANYGATE_CONFIG``."""
+    from anygate.server.cli import DEFAULT_CONFIG, configure_logging
+
+    configure_logging(os.environ.get("ANYGATE_LOG_LEVEL", "info"))
+    return create_app(load_config(os.environ.get("ANYGATE_CONFIG") or DEFAULT_CONFIG))

@@ -1,0 +1,130 @@
+"""``anygate``: run the proxy.
+
+    anygate                                   # built-in config: the mock model, master key sk-1234
+    anygate --config config.yaml              # LiteLLM-format config
+    anygate --config config.yaml --host 0.0.0.0 --port 4000 --workers 2
+
+The server is uvicorn with uvloop and httptools, one process per worker.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import logging
+import os
+import sys
+from importlib import resources
+from pathlib import Path
+from typing import Final
+
+from anygate import __version__
+from anygate.config import ConfigError, load_config
+
+DEFAULT_CONFIG: Final = str(resources.files("anygate") / "default_config.yaml")
+DEFAULT_PORT: Final = 4000
+DEFAULT_HOST: Final = "127.0.0.1"
+LOOPBACK_NAMES: Final = frozenset({"localhost", "ip6-localhost"})
+
+
+def is_loopback(host: str) -> bool:
+    """True for addresses only this machine can reach."""
+    if host in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="anygate",
+        description=(
+            "Serve the Anthropic Messages API (POST /v1/messages, /v1/messages/count_tokens, GET /v1/models) "
+            "in front of any LLM: OpenAI and OpenAI-compatible servers, Anthropic, "
+            "or the built-in mock model. "
+            "Point the official anthropic SDK or Claude Code at http://HOST:PORT."
+        ),
+        epilog=(
+            "Without --config the built-in config serves the mock model as 'anthropic-claude' "
+            "with master key sk-1234. Clients send the master key in x-api-key or Authorization: Bearer. "
+            "Environment: ANYGATE_MASTER_KEY overrides general_settings.master_key."
+        ),
+    )
+    parser.add_argument("--config", "-c", metavar="FILE", help="LiteLLM-format YAML config (model_list, ...)")
+    parser.add_argument("--host", default=DEFAULT_HOST, help=f"address to bind (default {DEFAULT_HOST})")
+    parser.add_argument("--port", "-p", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT})")
+    parser.add_argument("--workers", "-w", type=int, default=1, help="server processes (default 1)")
+    parser.add_argument(
+        "--log-level", default="info", choices=["debug", "info", "warning", "error"], help="default info"
+    )
+    parser.add_argument(
+        "--graceful-timeout",
+        type=int,
+        default=30,
+        metavar="SECONDS",
+        help="on SIGTERM/SIGINT, seconds in-flight requests get before streams end with an error event",
+    )
+    parser.add_argument("--version", action="version", version=f"anygate {__version__}")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    configure_logging(args.log_level)
+    config_path = str(Path(args.config).resolve()) if args.config else DEFAULT_CONFIG
+    try:
+        config = load_config(config_path)
+    except ConfigError as exc:
+        print(f"anygate: config error: {exc}", file=sys.stderr)
+        return 2
+    master_key = os.environ.get("ANYGATE_MASTER_KEY") or config.general.master_key
+    if not master_key and not is_loopback(args.host):
+        print(
+            f"anygate: refusing to bind {args.host} without a master key: anyone who can reach it could use "
+            "your upstream credentials. Set general_settings.master_key or ANYGATE_MASTER_KEY, "
+            "or bind 127.0.0.1.",
+            file=sys.stderr,
+        )
+        return 2
+    if args.workers < 1:
+        print("anygate: --workers must be at least 1", file=sys.stderr)
+        return 2
+    os.environ["ANYGATE_CONFIG"] = config_path
+    os.environ["ANYGATE_LOG_LEVEL"] = args.log_level
+    import uvicorn
+
+    logging.getLogger("anygate").info(
+        "anygate %s serving %d deployment(s) from %s on http://%s:%d",
+        __version__,
+        len(config.deployments),
+        config_path,
+        args.host,
+        args.port,
+    )
+    uvicorn.run(
+        "anygate.server.app:app_from_environment",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        loop="uvloop",
+        http="httptools",
+        lifespan="on",
+        access_log=False,
+        log_level=args.log_level,
+        timeout_graceful_shutdown=args.graceful_timeout,
+        server_header=False,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,104 @@
+"""The one pooled HTTP client the gateway uses to call upstreams.
+
+aiohttp is used because its client holds up under concurrency far better than the alternatives measured
+(see BENCHMARKS.md). A session belongs to an event loop, so the pool keeps one session per loop: the
+proxy has exactly one loop; SDK users may call from several (``asyncio.run`` more than once).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import weakref
+from typing import Final
+
+import aiohttp
+
+from anygate.protocol.errors import GatewayError
+from anygate.providers.base import UpstreamRequest
+
+CONNECTIONS_PER_HOST: Final = 0  # unlimited: the gateway's concurrency is the clients'
+KEEPALIVE_SECONDS: Final = 60.0
+
+
+class UpstreamClient:
+    """Sends :class:`UpstreamRequest` objects; maps transport failures to :class:`GatewayError`."""
+
+    def __init__(self) -> None:
+        self._sessions: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aiohttp.ClientSession] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def _session(self) -> aiohttp.ClientSession:
+        loop = asyncio.get_running_loop()
+        session = self._sessions.get(loop)
+        if session is None or session.closed:
+            connector = aiohttp.TCPConnector(
+                limit=CONNECTIONS_PER_HOST,
+                limit_per_host=0,
+                keepalive_timeout=KEEPALIVE_SECONDS,
+                ttl_dns_cache=300,
+            )
+            session = aiohttp.ClientSession(
+                connector=connector,
+                auto_decompress=True,
+                skip_auto_headers=("User-Agent",),
+                timeout=aiohttp.ClientTimeout(total=None),
+            )
+            self._sessions[loop] = session
+        return session
+
+    async def send(self, request: UpstreamRequest, *, timeout: float) -> aiohttp.ClientResponse:
+        """Send and wait for the response headers, within ``timeout`` seconds."""
+        try:
+            async with asyncio.timeout(timeout):
+                return await self._session().request(
+                    request.method, request.url, headers=request.headers, data=request.body
+                )
+        except TimeoutError:
+            raise GatewayError(
+                504, f"the upstream did not answer within {timeout:g}s", retryable=True
+            ) from None
+        except aiohttp.ClientConnectorError as exc:
+            raise UpstreamUnreachable(
+                f"cannot connect to the upstream: {exc.strerror or type(exc).__name__}"
+            ) from None
+        except aiohttp.ClientError as exc:
+            raise GatewayError(
+                502,
+                f"the upstream connection failed: {type(exc).__name__}",
+                error_type="api_error",
+                retryable=True,
+            ) from None
+
+    async def read(self, response: aiohttp.ClientResponse, *, timeout: float) -> bytes:
+        """The whole body, within ``timeout`` seconds."""
+        try:
+            async with asyncio.timeout(timeout):
+                return await response.read()
+        except TimeoutError:
+            raise GatewayError(
+                504, f"the upstream did not finish its answer within {timeout:g}s", retryable=True
+            ) from None
+        except aiohttp.ClientError as exc:
+            raise GatewayError(
+                502,
+                f"the upstream connection failed: {type(exc).__name__}",
+                error_type="api_error",
+                retryable=True,
+            ) from None
+        finally:
+            response.release()
+
+    async def close(self) -> None:
+        """Close the session of the running loop (the others close with their loops)."""
+        loop = asyncio.get_running_loop()
+        session = self._sessions.pop(loop, None)
+        if session is not None:
+            await session.close()
+
+
+class UpstreamUnreachable(GatewayError):
+    """Connection refused or no route: the deployment is down, which routing cools down at once."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(502, message, error_type="api_error", retryable=True)

@@ -1,0 +1,60 @@
+"""Shared fixtures: fake upstreams and the gateway server on real loopback ports, and the shared/ data."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import anthropic
+import pytest
+
+from tests.fakes.gateway_server import GatewayServer
+from tests.fakes.upstream import FakeUpstream
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+RECORDINGS = SHARED / "recordings"
+SPECS = SHARED / "specs"
+os.environ.setdefault("TIKTOKEN_CACHE_DIR", str(SHARED / "tokenizers"))
+
+MASTER_KEY = "sk-test-master-key"
+UPSTREAM_KEY = "sk-upstream-secret-key-123"
+
+
+@pytest.fixture
+def upstream() -> Iterator[FakeUpstream]:
+    fake = FakeUpstream().start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def serve() -> Iterator[Callable[[str], GatewayServer]]:
+    """``serve(config_yaml)`` starts a gateway on that config; all are stopped after the test."""
+    servers: list[GatewayServer] = []
+
+    def start(config: str) -> GatewayServer:
+        server = GatewayServer(config).start()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+_OPEN_CLIENTS: list[anthropic.Anthropic] = []
+
+
+@pytest.fixture(autouse=True)
+def _close_sdk_clients() -> Iterator[None]:
+    yield
+    while _OPEN_CLIENTS:
+        _OPEN_CLIENTS.pop().close()
+
+
+def sdk_client(server: GatewayServer, api_key: str = MASTER_KEY, **kwargs: object) -> anthropic.Anthropic:
+    """The official client, as users point it at the gateway (no SDK retries, to see every status)."""
+    client = anthropic.Anthropic(base_url=server.url, api_key=api_key, max_retries=0, **kwargs)  # type: ignore[arg-type]
+    _OPEN_CLIENTS.append(client)
+    return client
