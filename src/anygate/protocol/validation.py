@@ -12,7 +12,9 @@ from typing import Any, Final, TypeGuard
 
 from anygate.protocol.errors import invalid_request
 
-_ROLES: Final = frozenset({"user", "assistant"})
+_ROLES: Final = frozenset({"user", "assistant", "system"})
+"""Message roles accepted. ``system`` inside ``messages`` is not in the public docs, but Claude Code sends it
+to newer models and Anthropic accepts it, so rejecting it would break real clients."""
 _TOOL_CHOICE_TYPES: Final = frozenset({"auto", "any", "tool", "none"})
 _THINKING_TYPES: Final = frozenset({"enabled", "disabled", "adaptive"})
 
