@@ -2,8 +2,8 @@
 
 Both faces of anygate, the proxy server and the in-process SDK, call :class:`Gateway`; it returns wire
 bytes (a JSON body or an SSE byte stream) that the server sends as they are and the SDK decodes into the
-official ``anthropic`` types. Retries and fallbacks happen here, and only before the first byte of an
-answer reached the client; after that a failure becomes an ``event: error`` frame.
+official ``anthropic`` types. Retries and fallbacks (:mod:`anygate.routing.retry`) happen only before the
+first byte of an answer reached the client; after that a failure becomes an ``event: error`` frame.
 """
 
 from __future__ import annotations
@@ -11,13 +11,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import random
 import secrets
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Final, TypeVar
+from typing import Any, Final
 
 import aiohttp
 import orjson
@@ -31,9 +29,10 @@ from anygate.protocol.validation import validate_count_tokens_request, validate_
 from anygate.providers.base import CallContext, LocalProvider, Provider, StreamTranslator
 from anygate.providers.registry import PLANNED_PROVIDERS, PROVIDERS
 from anygate.routing.names import ModelNames
+from anygate.routing.retry import AttemptOutcome, run_routed
 from anygate.routing.router import Router
 from anygate.signing import ThinkingSigner
-from anygate.upstream import UpstreamClient, UpstreamUnreachable
+from anygate.upstream import UpstreamClient
 
 log = logging.getLogger("anygate")
 
@@ -41,28 +40,8 @@ DEFAULT_TIMEOUT: Final = 600.0
 """Seconds an upstream may take when nothing is configured (the official SDKs' default)."""
 DEFAULT_STREAM_IDLE_TIMEOUT: Final = 300.0
 """Seconds of upstream silence after which a stream is given up."""
-BACKOFF_BASE: Final = 0.25
-BACKOFF_MAX: Final = 8.0
-MAX_RETRY_WAIT: Final = 30.0
-"""An upstream ``retry-after`` longer than this is passed on to the client instead of waited out."""
-
-_CONTEXT_WINDOW_MARKERS: Final = (
-    "context length",
-    "context window",
-    "context_length",
-    "maximum context",
-    "prompt is too long",
-    "too many tokens",
-    "reduce the length",
-)
-_CONTENT_POLICY_MARKERS: Final = (
-    "content policy",
-    "content_policy",
-    "content management policy",
-    "safety system",
-)
-
-T = TypeVar("T")
+_PARSE_ERRORS: Final = (ValueError, KeyError, TypeError, AttributeError, IndexError)
+"""What translating a malformed upstream answer raises (orjson's decode error is a ValueError)."""
 
 
 def new_request_id() -> str:
@@ -79,14 +58,9 @@ class GatewayResponse:
     body: bytes | None = None
     stream: AsyncIterator[bytes] | None = None
 
-
-@dataclass(slots=True)
-class _Attempts:
-    """Bookkeeping of one client request across retries and fallbacks."""
-
-    count: int = 0
-    tried: set[str] = field(default_factory=set)
-    last: Deployment | None = None
+    @property
+    def streaming(self) -> bool:
+        return self.stream is not None
 
 
 class Gateway:
@@ -130,19 +104,13 @@ class Gateway:
     ) -> GatewayResponse:
         """Answer ``POST /v1/messages``. ``deployments`` overrides routing (SDK calls without config)."""
         request = validate_messages_request(body)
-        ctx = CallContext(
-            request_id=request_id or new_request_id(),
-            requested_model=request["model"],
-            request=request,
-            client_headers=headers or {},
-            signer=self.signer,
-        )
+        ctx = self._context(request, headers, request_id)
         stream = request.get("stream") is True
 
-        async def attempt(deployment: Deployment) -> GatewayResponse:
-            return await self._attempt_message(deployment, request, ctx, stream=stream)
+        async def attempt(deployment: Deployment, done: AttemptOutcome) -> GatewayResponse:
+            return await self._attempt_message(deployment, request, ctx, done, stream=stream)
 
-        return await self._route(request["model"], deployments, attempt)
+        return await self._routed(request["model"], deployments, attempt)
 
     async def count_tokens(
         self,
@@ -154,22 +122,20 @@ class Gateway:
     ) -> GatewayResponse:
         """Answer ``POST /v1/messages/count_tokens`` with ``{"input_tokens": N}``."""
         request = validate_count_tokens_request(body)
-        ctx = CallContext(
-            request_id=request_id or new_request_id(),
-            requested_model=request["model"],
-            request=request,
-            client_headers=headers or {},
-            signer=self.signer,
-        )
+        ctx = self._context(request, headers, request_id)
 
-        async def attempt(deployment: Deployment) -> GatewayResponse:
+        async def attempt(deployment: Deployment, done: AttemptOutcome) -> GatewayResponse:
             tokens = await self._count_tokens(deployment, request, ctx)
             return GatewayResponse(body=orjson.dumps({"input_tokens": tokens}))
 
-        return await self._route(request["model"], deployments, attempt)
+        return await self._routed(request["model"], deployments, attempt)
 
     def list_models(self) -> bytes:
-        """``GET /v1/models`` in Anthropic's list format, one entry per configured model name."""
+        """``GET /v1/models`` in Anthropic's list format, one entry per configured model name.
+
+        ``max_input_tokens`` and ``max_tokens`` come from ``model_info`` (``max_input_tokens``,
+        ``max_output_tokens`` or ``max_tokens``) so clients learn a non-Claude model's real limits.
+        """
         created = self.started_at.isoformat().replace("+00:00", "Z")
         data = []
         for name in self.names.listed_names():
@@ -201,121 +167,26 @@ class Gateway:
         """Each deployment's state, for ``GET /health/deployments``."""
         return orjson.dumps({"deployments": self.router.report(self.config.deployments)})
 
-    # --- routing: retries, fallbacks, cooldowns ------------------------------------------------------
+    # --- plumbing ----------------------------------------------------------------------------------
 
-    async def _route(
-        self,
-        model: str,
-        explicit: list[Deployment] | None,
-        attempt: Callable[[Deployment], Awaitable[GatewayResponse]],
-    ) -> GatewayResponse:
-        group = model if explicit is not None else self.names.group_name(model)
-        if group is None:
-            raise GatewayError(404, f"model {model!r} is not configured on this gateway")
-        attempts = _Attempts()
-        groups: list[str] = [group]
-        error: GatewayError | None = None
-        while groups:
-            current = groups.pop(0)
-            if current == group:
-                deployments = explicit if explicit is not None else self.names.deployments(model)
-            else:
-                deployments = self.names.deployments(current)
-            if not deployments:
-                continue
-            outcome = await self._attempt_group(
-                deployments, attempt, attempts, self.config.router.num_retries
-            )
-            if isinstance(outcome, GatewayResponse):
-                return outcome
-            error = outcome
-            groups.extend(g for g in self._fallbacks_for(current, error) if g not in groups and g != current)
-        assert error is not None
-        raise error
+    def _context(
+        self, request: dict[str, Any], headers: Mapping[str, str] | None, request_id: str | None
+    ) -> CallContext:
+        return CallContext(
+            request_id=request_id or new_request_id(),
+            requested_model=request["model"],
+            request=request,
+            client_headers=headers or {},
+            signer=self.signer,
+        )
 
-    async def _attempt_group(
-        self,
-        deployments: list[Deployment],
-        attempt: Callable[[Deployment], Awaitable[GatewayResponse]],
-        attempts: _Attempts,
-        num_retries: int,
-    ) -> GatewayResponse | GatewayError:
-        error: GatewayError | None = None
-        for retry in range(num_retries + 1):
-            try:
-                deployment = self.router.order(deployments, attempts.tried)[0]
-            except GatewayError as exc:
-                return exc
-            if error is not None and deployment.deployment_id in attempts.tried:
-                wait = _backoff(retry, error)
-                if wait is None:
-                    return error
-                await asyncio.sleep(wait)
-            attempts.count += 1
-            attempts.tried.add(deployment.deployment_id)
-            attempts.last = deployment
-            health = self.router.health
-            health.started(deployment.deployment_id)
-            started = time.monotonic()
-            try:
-                response = await attempt(deployment)
-            except GatewayError as exc:
-                health.ended(deployment.deployment_id)
-                error = exc
-                if exc.retryable:
-                    health.failed(
-                        deployment.deployment_id,
-                        exc.message,
-                        cool_down_now=isinstance(exc, UpstreamUnreachable),
-                    )
-                log.info(
-                    "attempt %d on %s failed: %s %s",
-                    attempts.count,
-                    deployment.deployment_id,
-                    exc.status,
-                    exc.message,
-                )
-                if not exc.retryable:
-                    return exc
-                continue
-            except BaseException:
-                health.ended(deployment.deployment_id)
-                raise
-            response.headers["x-anygate-model-id"] = deployment.deployment_id
-            response.headers["x-anygate-attempts"] = str(attempts.count)
-            if response.stream is None:
-                health.ended(deployment.deployment_id)
-                health.succeeded(deployment.deployment_id, time.monotonic() - started)
-            else:
-                response.stream = self._account_stream(response.stream, deployment, started)
-            return response
-        assert error is not None
-        return error
-
-    def _fallbacks_for(self, group: str, error: GatewayError) -> tuple[str, ...]:
-        settings = self.config.router
-        message = error.message.lower()
-        if error.status == 400 and any(marker in message for marker in _CONTEXT_WINDOW_MARKERS):
-            return settings.context_window_fallbacks.get(group, ())
-        if error.status == 400 and any(marker in message for marker in _CONTENT_POLICY_MARKERS):
-            return settings.content_policy_fallbacks.get(group, ())
-        if error.retryable:
-            return settings.fallbacks.get(group, ()) or settings.fallbacks.get("*", ())
-        return ()
-
-    async def _account_stream(
-        self, stream: AsyncIterator[bytes], deployment: Deployment, started: float
-    ) -> AsyncIterator[bytes]:
-        """Pass a stream through, recording the deployment's in-flight count and its outcome."""
-        health = self.router.health
-        try:
-            async for chunk in stream:
-                yield chunk
-        finally:
-            health.ended(deployment.deployment_id)
-            health.succeeded(deployment.deployment_id, time.monotonic() - started)
-
-    # --- one attempt ---------------------------------------------------------------------------------
+    async def _routed(self, model: str, explicit: list[Deployment] | None, attempt: Any) -> GatewayResponse:
+        response = await run_routed(
+            model, names=self.names, router=self.router, settings=self.config.router, attempt=attempt,
+            explicit=explicit,
+        )  # fmt: skip
+        assert isinstance(response, GatewayResponse)
+        return response
 
     def _provider(self, deployment: Deployment) -> Provider | LocalProvider:
         provider = PROVIDERS.get(deployment.provider)
@@ -328,46 +199,50 @@ class Gateway:
         return provider
 
     def _timeouts(self, deployment: Deployment) -> tuple[float, float]:
+        """(total seconds for a JSON answer, seconds to a stream's first byte)."""
         settings = self.config.router
         total = deployment.timeout or settings.timeout or DEFAULT_TIMEOUT
         first_byte = deployment.stream_timeout or settings.stream_timeout or total
         return total, first_byte
 
+    # --- one attempt ---------------------------------------------------------------------------------
+
     async def _attempt_message(
-        self, deployment: Deployment, request: dict[str, Any], ctx: CallContext, *, stream: bool
+        self,
+        deployment: Deployment,
+        request: dict[str, Any],
+        ctx: CallContext,
+        done: AttemptOutcome,
+        *,
+        stream: bool,
     ) -> GatewayResponse:
         provider = self._provider(deployment)
         if isinstance(provider, LocalProvider):
             events = provider.answer(deployment, request, ctx)
             if stream:
-                return GatewayResponse(stream=_replay(events))
+                return GatewayResponse(stream=_replay(events, done))
             return GatewayResponse(body=orjson.dumps(accumulate(events)))
         total, first_byte = self._timeouts(deployment)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + (first_byte if stream else total)
         upstream_request = provider.build_request(deployment, request, ctx, stream=stream)
         response = await self.upstream.send(upstream_request, timeout=first_byte if stream else total)
         if response.status >= 300:
-            body = await self.upstream.read(response, timeout=total)
+            body = await self.upstream.read(response, timeout=max(deadline - loop.time(), 1.0))
             raise provider.map_error(response.status, response.headers, body)
         if not stream:
-            body = await self.upstream.read(response, timeout=total)
+            body = await self.upstream.read(response, timeout=max(deadline - loop.time(), 0.001))
             try:
                 return GatewayResponse(body=provider.parse_response(body, ctx))
-            except GatewayError:
-                raise
-            except (ValueError, KeyError, TypeError, AttributeError) as exc:
-                raise GatewayError(
-                    502,
-                    f"the upstream sent a malformed response ({type(exc).__name__})",
-                    error_type="api_error",
-                    retryable=True,
-                ) from None
+            except _PARSE_ERRORS as exc:
+                raise _malformed("response", exc) from None
         translator = provider.stream_translator(ctx)
         try:
-            first = await self._first_bytes(response, translator, first_byte)
+            first = await self._first_bytes(response, translator, max(deadline - loop.time(), 0.001))
         except BaseException:
             response.close()
             raise
-        return GatewayResponse(stream=self._relay(response, translator, first, ctx.request_id))
+        return GatewayResponse(stream=self._relay(response, translator, first, ctx.request_id, done))
 
     async def _first_bytes(
         self, response: aiohttp.ClientResponse, translator: StreamTranslator, timeout: float
@@ -388,22 +263,17 @@ class Gateway:
                 504, f"the upstream sent nothing within {timeout:g}s", retryable=True
             ) from None
         except aiohttp.ClientError as exc:
-            raise GatewayError(
-                502,
-                f"the upstream connection failed: {type(exc).__name__}",
-                error_type="api_error",
-                retryable=True,
-            ) from None
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
-            raise GatewayError(
-                502,
-                f"the upstream sent a malformed stream ({type(exc).__name__})",
-                error_type="api_error",
-                retryable=True,
-            ) from None
+            raise _connection_failed(exc) from None
+        except _PARSE_ERRORS as exc:
+            raise _malformed("stream", exc) from None
 
     async def _relay(
-        self, response: aiohttp.ClientResponse, translator: StreamTranslator, first: bytes, request_id: str
+        self,
+        response: aiohttp.ClientResponse,
+        translator: StreamTranslator,
+        first: bytes,
+        request_id: str,
+        done: AttemptOutcome,
     ) -> AsyncIterator[bytes]:
         """Translate the rest of an upstream stream. Pings fill silences; any failure ends the stream with
         an ``event: error`` frame, never with a clean-looking end."""
@@ -411,12 +281,15 @@ class Gateway:
         ping_interval = general.stream_ping_interval or None
         idle_timeout = general.stream_idle_timeout or DEFAULT_STREAM_IDLE_TIMEOUT
         reader = response.content
+        failure: GatewayError | None = None
         completed = False
         try:
             yield first
             silent = 0.0
             while True:
-                wait = min(ping_interval, idle_timeout - silent) if ping_interval else idle_timeout - silent
+                wait = idle_timeout - silent
+                if ping_interval:
+                    wait = min(ping_interval, wait)
                 try:
                     async with asyncio.timeout(wait):
                         chunk = await reader.readany()
@@ -439,19 +312,22 @@ class Gateway:
             if tail:
                 yield tail
         except GatewayError as exc:
-            log.warning("stream %s failed: %s", request_id, exc.message)
-            yield encode_error(exc.error_type, exc.message, request_id)
-        except (aiohttp.ClientError, ConnectionError) as exc:
-            log.warning("stream %s lost its upstream: %s", request_id, type(exc).__name__)
-            yield encode_error("api_error", "the upstream connection was lost mid-stream", request_id)
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
-            log.warning("stream %s: malformed upstream data: %r", request_id, exc)
-            yield encode_error("api_error", "the upstream sent a malformed stream", request_id)
+            failure = exc
+        except aiohttp.ClientError as exc:
+            failure = _connection_failed(exc)
+        except _PARSE_ERRORS as exc:
+            failure = _malformed("stream", exc)
         finally:
             if completed:
                 response.release()
+                usage = translator.usage
+                done(None, tokens=usage.get("input_tokens", 0) + usage.get("output_tokens", 0))
             else:
                 response.close()
+                done(failure, abandoned=failure is None)
+        if failure is not None:
+            log.warning("stream %s failed after it started: %s", request_id, failure.message)
+            yield encode_error(failure.error_type, failure.message, request_id)
 
     async def _count_tokens(self, deployment: Deployment, request: dict[str, Any], ctx: CallContext) -> int:
         provider = self._provider(deployment)
@@ -465,34 +341,32 @@ class Gateway:
         body = await self.upstream.read(response, timeout=total)
         if response.status >= 300:
             raise provider.map_error(response.status, response.headers, body)
-        return provider.parse_count_tokens(body, ctx)
+        try:
+            return provider.parse_count_tokens(body, ctx)
+        except _PARSE_ERRORS as exc:
+            raise _malformed("count_tokens answer", exc) from None
 
 
-def _backoff(retry: int, error: GatewayError) -> float | None:
-    """Seconds to wait before retrying the same deployment: exponential with jitter, never sooner than
-    the upstream's ``retry-after``; None when that is too long to wait out."""
-    hinted = _retry_after_seconds(error.headers)
-    if hinted is not None and hinted > MAX_RETRY_WAIT:
-        return None
-    delay = min(BACKOFF_MAX, BACKOFF_BASE * 2.0 ** (retry - 1)) * random.uniform(0.5, 1.0)
-    return max(delay, hinted or 0.0)
+def _malformed(what: str, exc: BaseException) -> GatewayError:
+    return GatewayError(
+        502,
+        f"the upstream sent a malformed {what} ({type(exc).__name__})",
+        error_type="api_error",
+        retryable=True,
+    )
 
 
-def _retry_after_seconds(headers: Mapping[str, str]) -> float | None:
-    milliseconds: str | None = headers.get("retry-after-ms")
-    try:
-        if milliseconds is not None:
-            return float(milliseconds) / 1000
-        seconds: str | None = headers.get("retry-after")
-        if seconds is not None:
-            return float(seconds)
-    except ValueError:
-        return None
-    return None
+def _connection_failed(exc: BaseException) -> GatewayError:
+    return GatewayError(
+        502, f"the upstream connection failed: {type(exc).__name__}", error_type="api_error", retryable=True
+    )
 
 
-async def _replay(events: list[dict[str, Any]]) -> AsyncIterator[bytes]:
+async def _replay(events: list[dict[str, Any]], done: AttemptOutcome) -> AsyncIterator[bytes]:
     """A local answer as an SSE stream: one frame per event, yielding to the loop between frames."""
-    for event in events:
-        yield encode_event(event)
-        await asyncio.sleep(0)
+    try:
+        for event in events:
+            yield encode_event(event)
+            await asyncio.sleep(0)
+    finally:
+        done(None)
