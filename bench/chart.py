@@ -81,7 +81,8 @@ def draw(results: dict[str, Any], path: Path) -> bool:
         ax.set_xticklabels([labels[k] for k in keys], fontsize=9)
         ax.set_title(title, fontsize=11)
         ax.grid(axis="y", which="both", alpha=0.25)
-        ax.legend(fontsize=9)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=9)
     m = results["machine"]
     fig.suptitle(f"anygate vs LiteLLM — {m['cores']} cores, {m['cpu']} — {results['started']}", fontsize=11)
     fig.tight_layout()

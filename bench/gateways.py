@@ -33,7 +33,8 @@ class Gateway:
     name: str
     openai_prefix: str
 
-    def config(self, upstream_port: int) -> str:
+    def config(self, upstream_port: int, models: set[str] | None = None) -> str:
+        """The YAML config; `models` limits it to the model names the selected scenarios use."""
         up = f"http://127.0.0.1:{upstream_port}"
         rows = [
             ("bench-openai", f"{self.openai_prefix}/gpt-4o-mini", f"{up}/v1"),
@@ -43,6 +44,8 @@ class Gateway:
         ]
         lines = ["model_list:"]
         for name, model, base in rows:
+            if models is not None and name not in models:
+                continue
             lines.append(f"  - model_name: {name}")
             lines.append(f'    litellm_params: {{model: {model}, api_base: "{base}", api_key: {UPSTREAM_KEY}}}')
         lines.append(f"general_settings: {{master_key: {MASTER_KEY}}}")
@@ -58,14 +61,14 @@ class Gateway:
         """Empty if the gateway can be started, else why not."""
         raise NotImplementedError
 
-    def start(self, run_dir: Path, upstream_port: int, workers: int) -> Server:
+    def start(self, run_dir: Path, upstream_port: int, workers: int, models: set[str] | None = None) -> Server:
         reason = self.available()
         if reason:
             raise RuntimeError(f"{self.name} cannot run: {reason}")
         gw_dir = run_dir / f"{self.name}-w{workers}"
         gw_dir.mkdir(parents=True, exist_ok=True)
         config_path = gw_dir / "config.yaml"
-        config_path.write_text(self.config(upstream_port))
+        config_path.write_text(self.config(upstream_port, models))
         port = free_port()
         return start_server(
             self.name,

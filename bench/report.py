@@ -113,8 +113,8 @@ def render(results: dict[str, Any]) -> str:
             f"### (e) {SCENARIO_E_TITLE}",
             "",
             f"| Target | streams | completed | failed | peak RSS MB (budget {SLOW_STREAMS_RSS_BUDGET_MB:.0f}) | "
-            "wall s | gateway CPU s |",
-            "|---|--:|--:|--:|--:|--:|--:|",
+            "stream s p50 / max (nominal 10) | first byte s p50 | gateway CPU s |",
+            "|---|--:|--:|--:|--:|--:|--:|--:|",
         ]
         for t in results["targets"]:
             e = t.get("slow_streams")
@@ -123,11 +123,12 @@ def render(results: dict[str, Any]) -> str:
             name = target_name(t, version)
             if not e or "error" in e:
                 why = (e or {}).get("error") or t.get("error", "not run")
-                lines.append(f"| {name} | FAILED: {str(why)[:80]} | | | | | |")
+                lines.append(f"| {name} | FAILED: {_code(str(why), 80)} | | | | | | |")
                 continue
             lines.append(
                 f"| {name} | {e['streams']} | {e['completed']} | {e['failed']} | {_f(e['peak_rss_mb'], 0)} | "
-                f"{_f(e['wall_s'], 1)} | {_f(e['cpu_s'], 1)} |"
+                f"{_f(e['total_p50_s'], 1)} / {_f(e['total_max_s'], 1)} | {_f(e['first_byte_p50_s'], 2)} | "
+                f"{_f(e['cpu_s'], 1)} |"
             )
         lines.append("")
     lines += _scaling(results, keys)

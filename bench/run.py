@@ -31,7 +31,7 @@ from bench.gateways import Anygate, Gateway, LiteLLM, tool_versions
 from bench.loadgen import LoadResult, run_wrk
 from bench.payloads import encode
 from bench.procs import Server, raise_nofile_limit
-from bench.scenarios import CLIENT_HEADERS, Scenario, load_scenarios, slow_stream_body
+from bench.scenarios import CLIENT_HEADERS, Scenario, load_scenarios, models_used, slow_stream_body
 from bench.slow_streams import run_slow_streams
 from bench.upstream.server import start_upstream
 from bench.validate import check_request
@@ -148,7 +148,7 @@ def run_target(target: Target, upstream: Server, st: Settings) -> None:
     if target.gateway is not None:
         try:
             started = time.monotonic()
-            server = target.gateway.start(st.run_dir, upstream.port, target.workers)
+            server = target.gateway.start(st.run_dir, upstream.port, target.workers, models_used(st.scenarios))
             target.results["startup_s"] = time.monotonic() - started
             target.results["idle_rss_mb"] = procstat.rss_bytes(server.pid) / 2**20
         except Exception as exc:  # noqa: BLE001 - reported in the results, the other targets still run

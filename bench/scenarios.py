@@ -94,6 +94,19 @@ def load_scenarios() -> dict[str, Scenario]:
 SCENARIO_E_TITLE = "1,000 concurrent slow streams (a chunk every 100 ms for 10 s), OpenAI upstream"
 
 
+def models_used(keys: str) -> set[str]:
+    """Model names the selected scenarios send, so a gateway's config names only those.
+
+    Why: a gateway that cannot load one provider yet (a config error) can still be measured on the
+    scenarios that do not need it, e.g. `--scenarios d` for Anthropic passthrough alone.
+    """
+    scenarios = load_scenarios()
+    used = {str(scenarios[k].body["model"]) for k in keys if k in scenarios}
+    if "e" in keys:
+        used.add(payloads.OPENAI_SLOW_MODEL)
+    return used
+
+
 def slow_stream_body() -> bytes:
     return payloads.encode(payloads.seed_request(payloads.OPENAI_SLOW_MODEL, stream=True))
 
