@@ -18,7 +18,11 @@ _COLORS = {"anygate": "#2b7bba", "litellm": "#e07b39", "direct": "#8c8c8c"}
 def _series(results: dict[str, Any], gateway: str, keys: list[str], pick: str) -> list[float | None]:
     workers = results["settings"]["workers"][0]
     target = next(
-        (t for t in results["targets"] if t["gateway"] == gateway and (gateway == "direct" or t["workers"] == workers)),
+        (
+            t
+            for t in results["targets"]
+            if t["gateway"] == gateway and (gateway == "direct" or t["workers"] == workers)
+        ),
         None,
     )
     out: list[float | None] = []
@@ -57,8 +61,11 @@ def draw(results: dict[str, Any], path: Path) -> bool:
     }
     fig, axes = plt.subplots(1, 2, figsize=(13, 5.2))
     panels = [
-        ("cpu", f"CPU ms per request ({results['settings']['connections']} connections, {workers} worker)",
-         ["anygate", "litellm"]),
+        (
+            "cpu",
+            f"CPU ms per request ({results['settings']['connections']} connections, {workers} worker)",
+            ["anygate", "litellm"],
+        ),
         ("lat", "p50 latency ms (1 connection)", ["direct", "anygate", "litellm"]),
     ]
     names = {"anygate": "anygate", "litellm": f"LiteLLM {version}", "direct": "direct upstream"}
@@ -72,9 +79,13 @@ def draw(results: dict[str, Any], path: Path) -> bool:
             if not present:
                 continue
             drew = True
-            bars = ax.bar([x for x, _ in present], [v for _, v in present], width, label=names[gw], color=_COLORS[gw])
+            bars = ax.bar(
+                [x for x, _ in present], [v for _, v in present], width, label=names[gw], color=_COLORS[gw]
+            )
             for bar, (_, v) in zip(bars, present, strict=True):
-                ax.annotate(f"{v:.3g}", (bar.get_x() + bar.get_width() / 2, v), ha="center", va="bottom", fontsize=8)
+                ax.annotate(
+                    f"{v:.3g}", (bar.get_x() + bar.get_width() / 2, v), ha="center", va="bottom", fontsize=8
+                )
         ax.set_yscale("log")
         ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
         ax.set_xticks(range(len(keys)))
@@ -93,6 +104,10 @@ def draw(results: dict[str, Any], path: Path) -> bool:
 
 
 if __name__ == "__main__":
-    src = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).resolve().parent / "results" / "latest.json"
+    src = (
+        Path(sys.argv[1])
+        if len(sys.argv) > 1
+        else Path(__file__).resolve().parent / "results" / "latest.json"
+    )
     dst = Path(sys.argv[2]) if len(sys.argv) > 2 else src.with_name("chart.png")
     sys.exit(0 if draw(json.loads(src.read_text()), dst) else 1)

@@ -47,7 +47,9 @@ class Gateway:
             if models is not None and name not in models:
                 continue
             lines.append(f"  - model_name: {name}")
-            lines.append(f'    litellm_params: {{model: {model}, api_base: "{base}", api_key: {UPSTREAM_KEY}}}')
+            lines.append(
+                f'    litellm_params: {{model: {model}, api_base: "{base}", api_key: {UPSTREAM_KEY}}}'
+            )
         lines.append(f"general_settings: {{master_key: {MASTER_KEY}}}")
         return "\n".join(lines) + "\n"
 
@@ -61,7 +63,9 @@ class Gateway:
         """Empty if the gateway can be started, else why not."""
         raise NotImplementedError
 
-    def start(self, run_dir: Path, upstream_port: int, workers: int, models: set[str] | None = None) -> Server:
+    def start(
+        self, run_dir: Path, upstream_port: int, workers: int, models: set[str] | None = None
+    ) -> Server:
         reason = self.available()
         if reason:
             raise RuntimeError(f"{self.name} cannot run: {reason}")
@@ -104,7 +108,17 @@ class Anygate(Gateway):
 
     def argv(self, config_path: Path, port: int, workers: int) -> list[str]:
         cmd = self._command() or []
-        return [*cmd, "--config", str(config_path), "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
+        return [
+            *cmd,
+            "--config",
+            str(config_path),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+        ]
 
 
 class LiteLLM(Gateway):
@@ -152,6 +166,9 @@ def tool_versions() -> dict[str, str]:
         if shutil.which(argv[0]) or Path("/usr/sbin/" + argv[0]).exists():
             done = subprocess.run(argv, capture_output=True, text=True, timeout=10)
             first = (done.stdout + done.stderr).strip().splitlines()[0]
-            # "nginx version: nginx/1.22.1" -> "nginx/1.22.1"; "wrk debian/4.1.0-3+b2 [epoll] Copyright..." -> "wrk 4.1.0-3+b2"
-            out[name] = first.split(": ", 1)[-1] if name == "nginx" else "wrk " + first.split()[1].split("/")[-1]
+            # "nginx version: nginx/1.22.1" -> "nginx/1.22.1";
+            # "wrk debian/4.1.0-3+b2 [epoll] Copyright..." -> "wrk 4.1.0-3+b2"
+            out[name] = (
+                first.split(": ", 1)[-1] if name == "nginx" else "wrk " + first.split()[1].split("/")[-1]
+            )
     return out

@@ -172,11 +172,15 @@ def _tools(t: _Text) -> list[JSON]:
         ),
         _tool(
             "Bash",
-            doc("Executes a given bash command in a persistent shell session with optional timeout.", 6500, 20),
+            doc(
+                "Executes a given bash command in a persistent shell session with optional timeout.", 6500, 20
+            ),
             {
                 "command": _prop("string", "The command to execute"),
                 "timeout": _prop("number", "Optional timeout in milliseconds (max 600000)"),
-                "description": _prop("string", "Clear, concise description of what this command does in 5-10 words"),
+                "description": _prop(
+                    "string", "Clear, concise description of what this command does in 5-10 words"
+                ),
                 "run_in_background": _prop("boolean", "Set to true to run this command in the background."),
             },
             ["command"],
@@ -186,7 +190,9 @@ def _tools(t: _Text) -> list[JSON]:
             doc("Fast file pattern matching tool that works with any codebase size.", 600, 4),
             {
                 "pattern": _prop("string", "The glob pattern to match files against"),
-                "path": _prop("string", "The directory to search in. Defaults to the current working directory."),
+                "path": _prop(
+                    "string", "The directory to search in. Defaults to the current working directory."
+                ),
             },
             ["pattern"],
         ),
@@ -195,11 +201,14 @@ def _tools(t: _Text) -> list[JSON]:
             doc("A powerful search tool built on ripgrep.", 1200, 8),
             {
                 "pattern": _prop("string", "The regular expression pattern to search for in file contents"),
-                "path": _prop("string", "File or directory to search in. Defaults to current working directory."),
-                "glob": _prop("string", "Glob pattern to filter files (e.g. \"*.js\", \"*.{ts,tsx}\")"),
+                "path": _prop(
+                    "string", "File or directory to search in. Defaults to current working directory."
+                ),
+                "glob": _prop("string", 'Glob pattern to filter files (e.g. "*.js", "*.{ts,tsx}")'),
                 "output_mode": _prop(
                     "string",
-                    "Output mode: content shows matching lines, files_with_matches shows file paths, count shows counts",
+                    "Output mode: content shows matching lines, files_with_matches shows file paths, "
+                    "count shows counts",
                     enum=["content", "files_with_matches", "count"],
                 ),
                 "-B": _prop("number", "Number of lines to show before each match"),
@@ -216,7 +225,11 @@ def _tools(t: _Text) -> list[JSON]:
         _tool(
             "ExitPlanMode",
             doc("Use this tool when you are in plan mode and have finished presenting your plan.", 900, 4),
-            {"plan": _prop("string", "The plan you came up with, that you want to run by the user for approval.")},
+            {
+                "plan": _prop(
+                    "string", "The plan you came up with, that you want to run by the user for approval."
+                )
+            },
             ["plan"],
         ),
         _tool(
@@ -235,8 +248,12 @@ def _tools(t: _Text) -> list[JSON]:
             {
                 "file_path": _prop("string", "The absolute path to the file to modify"),
                 "old_string": _prop("string", "The text to replace"),
-                "new_string": _prop("string", "The text to replace it with (must be different from old_string)"),
-                "replace_all": _prop("boolean", "Replace all occurences of old_string (default false)", default=False),
+                "new_string": _prop(
+                    "string", "The text to replace it with (must be different from old_string)"
+                ),
+                "replace_all": _prop(
+                    "boolean", "Replace all occurences of old_string (default false)", default=False
+                ),
             },
             ["file_path", "old_string", "new_string"],
         ),
@@ -256,8 +273,12 @@ def _tools(t: _Text) -> list[JSON]:
                 "notebook_path": _prop("string", "The absolute path to the Jupyter notebook file to edit"),
                 "cell_id": _prop("string", "The ID of the cell to edit"),
                 "new_source": _prop("string", "The new source for the cell"),
-                "cell_type": _prop("string", "The type of the cell (code or markdown)", enum=["code", "markdown"]),
-                "edit_mode": _prop("string", "The type of edit to make", enum=["replace", "insert", "delete"]),
+                "cell_type": _prop(
+                    "string", "The type of the cell (code or markdown)", enum=["code", "markdown"]
+                ),
+                "edit_mode": _prop(
+                    "string", "The type of edit to make", enum=["replace", "insert", "delete"]
+                ),
             },
             ["notebook_path", "new_source"],
         ),
@@ -272,7 +293,11 @@ def _tools(t: _Text) -> list[JSON]:
         ),
         _tool(
             "TodoWrite",
-            doc("Use this tool to create and manage a structured task list for your current session.", 5500, 16),
+            doc(
+                "Use this tool to create and manage a structured task list for your current session.",
+                5500,
+                16,
+            ),
             {"todos": {"type": "array", "items": todo_item, "description": "The updated todo list"}},
             ["todos"],
         ),
@@ -301,10 +326,20 @@ def _system(t: _Text) -> list[JSON]:
     """Three blocks, ~7 KB: billing line (changes per request in real life), identity, instructions."""
     instructions = "\n\n".join(
         f"# {title}\n{t.paragraph(900)}\n{t.bullets(3)}"
-        for title in ("Tone and style", "Proactiveness", "Doing tasks", "Tool usage policy", "Code references", "Environment")
+        for title in (
+            "Tone and style",
+            "Proactiveness",
+            "Doing tasks",
+            "Tool usage policy",
+            "Code references",
+            "Environment",
+        )
     )
     return [
-        {"type": "text", "text": f"x-anthropic-billing-header: cc_version=2.0.50.{t.hex(3)}; cc_entrypoint=cli;"},
+        {
+            "type": "text",
+            "text": f"x-anthropic-billing-header: cc_version=2.0.50.{t.hex(3)}; cc_entrypoint=cli;",
+        },
         {
             "type": "text",
             "text": "You are Claude Code, Anthropic's official CLI for Claude.",
@@ -337,7 +372,11 @@ def claude_code_request(model: str = OPENAI_MODEL, target_bytes: int = CLAUDE_CO
                 "text": "<system-reminder>\nAs you answer the user's questions, you can use the following "
                 f"context:\n# claudeMd\n{t.paragraph(2500)}\n</system-reminder>",
             },
-            {"type": "text", "text": "The config loader accepts unknown keys silently. Make it reject them with the key's name and line, and add tests."},
+            {
+                "type": "text",
+                "text": "The config loader accepts unknown keys silently. Make it reject them with the "
+                "key's name and line, and add tests.",
+            },
         ],
     }
     messages: list[JSON] = [first_user]
@@ -346,7 +385,12 @@ def claude_code_request(model: str = OPENAI_MODEL, target_bytes: int = CLAUDE_CO
         "content": [
             {"type": "thinking", "thinking": t.paragraph(600), "signature": t.ident("Eu", 340)},
             {"type": "text", "text": "I'll start by finding the config loader and its tests."},
-            {"type": "tool_use", "id": t.ident("toolu_01"), "name": "Glob", "input": {"pattern": "src/**/config*.py"}},
+            {
+                "type": "tool_use",
+                "id": t.ident("toolu_01"),
+                "name": "Glob",
+                "input": {"pattern": "src/**/config*.py"},
+            },
         ],
     }
     messages.append(thinking_turn)
@@ -357,7 +401,8 @@ def claude_code_request(model: str = OPENAI_MODEL, target_bytes: int = CLAUDE_CO
                 {
                     "type": "tool_result",
                     "tool_use_id": thinking_turn["content"][2]["id"],
-                    "content": "/repo/src/app/config.py\n/repo/src/app/config_schema.py\n/repo/tests/test_config.py",
+                    "content": "/repo/src/app/config.py\n/repo/src/app/config_schema.py\n"
+                    "/repo/tests/test_config.py",
                 }
             ],
         }
@@ -367,11 +412,17 @@ def claude_code_request(model: str = OPENAI_MODEL, target_bytes: int = CLAUDE_CO
         t,
         "Grep",
         {"pattern": "def load_config", "path": "/repo/src", "output_mode": "content", "-n": True},
-        "\n".join(f"/repo/src/app/module_{i}.py:{10 + i}:def load_config(path: str) -> Config:" for i in range(12)),
+        "\n".join(
+            f"/repo/src/app/module_{i}.py:{10 + i}:def load_config(path: str) -> Config:" for i in range(12)
+        ),
         "Let me see where the loader is called.",
     )
     messages += _tool_turn(
-        t, "Read", {"file_path": "/repo/src/app/config_schema.py"}, t.python_file(70), "Now the schema module."
+        t,
+        "Read",
+        {"file_path": "/repo/src/app/config_schema.py"},
+        t.python_file(70),
+        "Now the schema module.",
     )
     messages += _tool_turn(
         t,
@@ -383,7 +434,8 @@ def claude_code_request(model: str = OPENAI_MODEL, target_bytes: int = CLAUDE_CO
             "                raise ConfigError(f'unknown key {key!r}', line=raw.line_of(key))\n"
             "            setattr(cfg, key, value)",
         },
-        "The file /repo/src/app/config.py has been updated. Here's the result of running `cat -n` on a snippet "
+        "The file /repo/src/app/config.py has been updated. Here's the result of running `cat -n` "
+        "on a snippet "
         "of the edited file:\n" + t.python_file(20),
         "I'll make unknown keys an error that names the key and its line.",
     )
@@ -397,22 +449,33 @@ def claude_code_request(model: str = OPENAI_MODEL, target_bytes: int = CLAUDE_CO
             messages += _tool_turn(
                 t,
                 "Bash",
-                {"command": "python -m pytest -q tests/test_config.py", "description": "Run the config tests"},
-                "\n".join(f"tests/test_config.py::test_case_{turn}_{i} PASSED" for i in range(8)) + "\n8 passed",
+                {
+                    "command": "python -m pytest -q tests/test_config.py",
+                    "description": "Run the config tests",
+                },
+                "\n".join(f"tests/test_config.py::test_case_{turn}_{i} PASSED" for i in range(8))
+                + "\n8 passed",
                 "Running the tests.",
             )
         elif kind == 1:
             messages += _tool_turn(
                 t,
                 "Grep",
-                {"pattern": f"ConfigError|field_{turn}", "path": "/repo/src", "output_mode": "files_with_matches"},
+                {
+                    "pattern": f"ConfigError|field_{turn}",
+                    "path": "/repo/src",
+                    "output_mode": "files_with_matches",
+                },
                 "\n".join(f"/repo/src/app/module_{turn}_{i}.py" for i in range(4)),
                 None,
             )
         elif kind == 2:
             messages += _tool_turn(
-                t, "Read", {"file_path": f"/repo/src/app/module_{turn}.py", "offset": 1, "limit": 14},
-                t.python_file(14), f"Checking module_{turn}.py.",
+                t,
+                "Read",
+                {"file_path": f"/repo/src/app/module_{turn}.py", "offset": 1, "limit": 14},
+                t.python_file(14),
+                f"Checking module_{turn}.py.",
             )
         else:
             messages += _tool_turn(

@@ -30,7 +30,7 @@ def target_name(t: dict[str, Any], litellm_version: str = "") -> str:
 
 def _f(value: float | None, digits: int = 2) -> str:
     if value is None:
-        return "–"
+        return "-"
     if value >= 100:
         return f"{value:,.0f}"
     if value >= 10:
@@ -40,8 +40,8 @@ def _f(value: float | None, digits: int = 2) -> str:
 
 def _ratio(a: float | None, b: float | None) -> str:
     if not a or not b:
-        return "–"
-    return f"{a / b:,.0f}×" if a / b >= 10 else f"{a / b:.1f}×"
+        return "-"
+    return f"{a / b:,.0f}x" if a / b >= 10 else f"{a / b:.1f}x"
 
 
 def _code(text: str, limit: int) -> str:
@@ -55,7 +55,8 @@ def _scenario(t: dict[str, Any], key: str) -> dict[str, Any] | None:
 
 
 def _find(results: dict[str, Any], gateway: str, workers: int | None = None) -> dict[str, Any] | None:
-    for t in results["targets"]:
+    targets: list[dict[str, Any]] = results["targets"]
+    for t in targets:
         if t["gateway"] == gateway and (workers is None or t["workers"] == workers):
             return t
     return None
@@ -69,10 +70,12 @@ def render(results: dict[str, Any]) -> str:
         f"## Benchmark results ({results['started']})",
         "",
         f"- Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB, {m['os']}, Linux {m['kernel']}",
-        f"- Tools: Python {m['python']}, LiteLLM {version}, {m.get('nginx', 'nginx ?')} with its Lua module as the "
+        f"- Tools: Python {m['python']}, LiteLLM {version}, {m.get('nginx', 'nginx ?')} with its Lua module "
+        "as the "
         f"fake upstream, {m.get('wrk', 'wrk ?')} as the load generator, all on 127.0.0.1",
         f"- Command: `{results['command'].strip()}`",
-        f"- Each figure: {s['duration_s']:.0f} s of load after {s['warmup_s']:.0f} s of warm-up; latency at 1 "
+        f"- Each figure: {s['duration_s']:.0f} s of load after {s['warmup_s']:.0f} s of warm-up; "
+        "latency at 1 "
         f"connection, throughput and CPU per request at {s['connections']} connections; CPU = utime+stime of "
         "the gateway's process tree from /proc, divided by completed requests",
         "",
@@ -93,15 +96,16 @@ def render(results: dict[str, Any]) -> str:
                 sc = t.get("scenarios", {}).get(key)
                 if sc is None:
                     if "error" in t:
-                        lines.append(f"| ({key}) | {name} | did not start | | | | | |")
+                        lines.append(f"| ({key}) {_TITLES[key]} | {name} | did not start | | | | | |")
                     continue
                 if "cN" not in sc:
                     why = sc.get("check", {}).get("problem") or sc.get("error", "failed")
-                    lines.append(f"| ({key}) | {name} | FAILED: {str(why)[:80]} | | | | | |")
+                    failed = f"FAILED: {_code(str(why), 80)}"
+                    lines.append(f"| ({key}) {_TITLES[key]} | {name} | {failed} | | | | | |")
                     continue
                 c1, cn = sc["c1"], sc["cN"]
-                cpu = "–" if t["gateway"] == "direct" else _f(cn["cpu_ms_per_req"], 3)
-                rss = "–" if t["gateway"] == "direct" else _f(cn["peak_rss_mb"], 0)
+                cpu = "-" if t["gateway"] == "direct" else _f(cn["cpu_ms_per_req"], 3)
+                rss = "-" if t["gateway"] == "direct" else _f(cn["peak_rss_mb"], 0)
                 lines.append(
                     f"| ({key}) {_TITLES[key]} | {name} | {_f(c1['p50_ms'], 3)} | {_f(c1['p99_ms'], 3)} | "
                     f"{_f(cn['rps'], 0)} | {cpu} | {rss} | {c1['errors'] + cn['errors']} |"
@@ -112,7 +116,8 @@ def render(results: dict[str, Any]) -> str:
         lines += [
             f"### (e) {SCENARIO_E_TITLE}",
             "",
-            f"| Target | streams | completed | failed | peak RSS MB (budget {SLOW_STREAMS_RSS_BUDGET_MB:.0f}) | "
+            f"| Target | streams | completed | failed | "
+            f"peak RSS MB (budget {SLOW_STREAMS_RSS_BUDGET_MB:.0f}) | "
             "stream s p50 / max (nominal 10) | first byte s p50 | gateway CPU s |",
             "|---|--:|--:|--:|--:|--:|--:|--:|",
         ]
@@ -136,10 +141,19 @@ def render(results: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _added_latency(sc: dict[str, Any] | None, direct: dict[str, Any] | None) -> float | None:
+    """p50 at 1 connection through the gateway minus the same through nothing."""
+    return sc["c1"]["p50_ms"] - direct["c1"]["p50_ms"] if sc and direct else None
+
+
 def _comparison(results: dict[str, Any], keys: list[str], version: str) -> list[str]:
     """anygate vs LiteLLM at the first worker count, with the budget of the issue."""
     workers = results["settings"]["workers"][0]
-    ag, ll, direct = _find(results, "anygate", workers), _find(results, "litellm", workers), _find(results, "direct")
+    ag, ll, direct = (
+        _find(results, "anygate", workers),
+        _find(results, "litellm", workers),
+        _find(results, "direct"),
+    )
     if ag is None and ll is None:
         return []
     out = [
@@ -156,22 +170,20 @@ def _comparison(results: dict[str, Any], keys: list[str], version: str) -> list[
         a_cpu = a["cN"]["cpu_ms_per_req"] if a else None
         b_cpu = b["cN"]["cpu_ms_per_req"] if b else None
         budget = CPU_BUDGET_MS[key]
-        verdict = "–" if a_cpu is None else ("ok" if a_cpu <= budget else "OVER")
+        verdict = "-" if a_cpu is None else ("ok" if a_cpu <= budget else "OVER")
         lat_budget = ADDED_LATENCY_BUDGET_MS.get(key)
 
-        def added(x: dict[str, Any] | None) -> float | None:
-            return x["c1"]["p50_ms"] - d["c1"]["p50_ms"] if x and d else None
-
-        a_add = added(a)
+        a_add = _added_latency(a, d)
         add_txt = _f(a_add, 3)
         if a_add is not None and lat_budget is not None:
             add_txt += f" ({'ok' if a_add <= lat_budget else 'OVER'} ≤ {lat_budget:g})"
-        rps = f"{_f(a['cN']['rps'], 0) if a else '–'} / {_f(b['cN']['rps'], 0) if b else '–'}"
+        rps = f"{_f(a['cN']['rps'], 0) if a else '-'} / {_f(b['cN']['rps'], 0) if b else '-'}"
         out.append(
-            f"| ({key}) | {_f(a_cpu, 3)} | {_f(b_cpu, 2)} | {_ratio(b_cpu, a_cpu)} | ≤ {budget:g} ({verdict}) | "
-            f"{add_txt} | {_f(added(b), 2)} | {rps} |"
+            f"| ({key}) | {_f(a_cpu, 3)} | {_f(b_cpu, 2)} | {_ratio(b_cpu, a_cpu)} | "
+            f"≤ {budget:g} ({verdict}) | "
+            f"{add_txt} | {_f(_added_latency(b, d), 2)} | {rps} |"
         )
-    out += ["", "Target: anygate at least 50× cheaper than LiteLLM in CPU per request.", ""]
+    out += ["", "Target: anygate at least 50x cheaper than LiteLLM in CPU per request.", ""]
     return out
 
 
@@ -181,15 +193,19 @@ def _scaling(results: dict[str, Any], keys: list[str]) -> list[str]:
         return []
     conns = results["settings"]["connections"]
     head = " | ".join(f"{g} w{w} req/s" for g in ("anygate", "LiteLLM") for w in workers)
-    out = [f"### Throughput by worker count ({conns} connections)", "", f"| Scenario | {head} |",
-           "|---|" + "--:|" * (2 * len(workers))]
+    out = [
+        f"### Throughput by worker count ({conns} connections)",
+        "",
+        f"| Scenario | {head} |",
+        "|---|" + "--:|" * (2 * len(workers)),
+    ]
     for key in keys:
         cells = []
         for g in ("anygate", "litellm"):
             for w in workers:
                 t = _find(results, g, w)
                 sc = _scenario(t, key) if t else None
-                cells.append(_f(sc["cN"]["rps"], 0) if sc else "–")
+                cells.append(_f(sc["cN"]["rps"], 0) if sc else "-")
         out.append(f"| ({key}) | " + " | ".join(cells) + " |")
     return [*out, ""]
 
@@ -208,7 +224,8 @@ def _failures(results: dict[str, Any], version: str) -> list[str]:
                 out.append(
                     f"- **{name}, ({key})**: {check.get('problem')} — POST {req.get('url')}\n"
                     f"  - request body (start): `{_code(req.get('body_excerpt', ''), 300)}`\n"
-                    f"  - response (HTTP {check.get('status')}): `{_code(check.get('response_excerpt', ''), 800)}`"
+                    f"  - response (HTTP {check.get('status')}): "
+                    f"`{_code(check.get('response_excerpt', ''), 800)}`"
                 )
             elif "error" in sc:
                 out.append(f"- **{name}, ({key})**: {sc['error'][:500]}")
@@ -221,5 +238,8 @@ def _failures(results: dict[str, Any], version: str) -> list[str]:
                     )
         e = t.get("slow_streams")
         if e and e.get("failed"):
-            out.append(f"- **{name}, (e)**: {e['failed']} streams failed {e['problems']}; e.g. `{_code(e['sample_problem'], 300)}`")
+            out.append(
+                f"- **{name}, (e)**: {e['failed']} streams failed {e['problems']}; "
+                f"e.g. `{_code(e['sample_problem'], 300)}`"
+            )
     return ["### Failures", "", *out, ""] if out else []

@@ -22,7 +22,7 @@ import json
 import sys
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -66,8 +66,14 @@ def log(msg: str) -> None:
 
 
 def _measured_run(
-    url: str, body_file: Path, headers: dict[str, str], connections: int, duration_s: float, expect: str,
-    gateway: Server | None, upstream: Server,
+    url: str,
+    body_file: Path,
+    headers: dict[str, str],
+    connections: int,
+    duration_s: float,
+    expect: str,
+    gateway: Server | None,
+    upstream: Server,
 ) -> dict[str, Any]:
     """One wrk run with the CPU of the gateway's and the upstream's process trees and the gateway's RSS."""
     watched = gateway or upstream
@@ -87,7 +93,9 @@ def _measured_run(
     }
 
 
-def _run_scenario(sc: Scenario, target: Target, gateway: Server | None, upstream: Server, st: Settings) -> dict[str, Any]:
+def _run_scenario(
+    sc: Scenario, target: Target, gateway: Server | None, upstream: Server, st: Settings
+) -> dict[str, Any]:
     result: dict[str, Any] = {}
     if gateway is None:
         url = f"http://127.0.0.1:{upstream.port}{sc.direct_path}"
@@ -108,7 +116,9 @@ def _run_scenario(sc: Scenario, target: Target, gateway: Server | None, upstream
     if st.warmup_s > 0:
         run_wrk(url, body_file, headers, st.connections, st.warmup_s, expect)
     result["c1"] = _measured_run(url, body_file, headers, 1, st.duration_s, expect, gateway, upstream)
-    result["cN"] = _measured_run(url, body_file, headers, st.connections, st.duration_s, expect, gateway, upstream)
+    result["cN"] = _measured_run(
+        url, body_file, headers, st.connections, st.duration_s, expect, gateway, upstream
+    )
     c1, cn = result["c1"], result["cN"]
     log(
         f"  ({sc.key}) p50 {c1['p50_ms']:.3f} ms  p99 {c1['p99_ms']:.3f} ms @1 | {cn['rps']:.0f} req/s "
@@ -148,10 +158,12 @@ def run_target(target: Target, upstream: Server, st: Settings) -> None:
     if target.gateway is not None:
         try:
             started = time.monotonic()
-            server = target.gateway.start(st.run_dir, upstream.port, target.workers, models_used(st.scenarios))
+            server = target.gateway.start(
+                st.run_dir, upstream.port, target.workers, models_used(st.scenarios)
+            )
             target.results["startup_s"] = time.monotonic() - started
             target.results["idle_rss_mb"] = procstat.rss_bytes(server.pid) / 2**20
-        except Exception as exc:  # noqa: BLE001 - reported in the results, the other targets still run
+        except Exception as exc:
             target.results["error"] = str(exc)
             log(f"  cannot start: {exc}")
             return
@@ -163,13 +175,13 @@ def run_target(target: Target, upstream: Server, st: Settings) -> None:
                     target.results.setdefault("scenarios", {})[key] = _run_scenario(
                         scenarios[key], target, server, upstream, st
                     )
-                except Exception as exc:  # noqa: BLE001
+                except Exception as exc:
                     target.results.setdefault("scenarios", {})[key] = {"error": repr(exc)}
                     log(f"  ({key}) failed: {exc!r}")
             elif key == "e" and server is not None:
                 try:
                     target.results["slow_streams"] = _run_slow_streams(server, st)
-                except Exception as exc:  # noqa: BLE001
+                except Exception as exc:
                     target.results["slow_streams"] = {"error": repr(exc)}
                     log(f"  (e) failed: {exc!r}")
         if server is not None and server.proc.poll() is not None:
@@ -206,15 +218,32 @@ def machine_info() -> dict[str, str]:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n\n")[0])
-    p.add_argument("--scenarios", default=ALL_SCENARIOS, help="scenario letters to run, e.g. 'abd' or 'a,b' (default: abcde)")
-    p.add_argument("--compare-litellm", action="store_true", help="also run LiteLLM 1.110.2 (bench/.venv-litellm)")
-    p.add_argument("--skip-anygate", action="store_true", help="do not run anygate (e.g. to test the harness on LiteLLM)")
+    p.add_argument(
+        "--scenarios",
+        default=ALL_SCENARIOS,
+        help="scenario letters to run, e.g. 'abd' or 'a,b' (default: abcde)",
+    )
+    p.add_argument(
+        "--compare-litellm", action="store_true", help="also run LiteLLM 1.110.2 (bench/.venv-litellm)"
+    )
+    p.add_argument(
+        "--skip-anygate", action="store_true", help="do not run anygate (e.g. to test the harness on LiteLLM)"
+    )
     p.add_argument("--skip-direct", action="store_true", help="do not run the direct-upstream baseline")
     p.add_argument("--workers", default="1", help="worker counts, comma-separated, e.g. '1,2' (default: 1)")
     p.add_argument("--duration", type=float, default=10.0, help="seconds per measured wrk run (default: 10)")
-    p.add_argument("--warmup", type=float, default=3.0, help="seconds of discarded load before each scenario (default: 3)")
-    p.add_argument("--connections", type=int, default=32, help="connections of the throughput run (default: 32)")
-    p.add_argument("--streams", type=int, default=1000, help="concurrent slow streams in scenario e (default: 1000)")
+    p.add_argument(
+        "--warmup",
+        type=float,
+        default=3.0,
+        help="seconds of discarded load before each scenario (default: 3)",
+    )
+    p.add_argument(
+        "--connections", type=int, default=32, help="connections of the throughput run (default: 32)"
+    )
+    p.add_argument(
+        "--streams", type=int, default=1000, help="concurrent slow streams in scenario e (default: 1000)"
+    )
     p.add_argument("--out", type=Path, default=RESULTS, help="results directory (default: bench/results)")
     args = p.parse_args(argv)
     args.scenarios = "".join(c for c in args.scenarios.lower() if c in ALL_SCENARIOS)
@@ -229,11 +258,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     raise_nofile_limit()
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     out_dir: Path = args.out
     run_dir = out_dir / "runs" / stamp
     run_dir.mkdir(parents=True, exist_ok=True)
-    st = Settings(args.scenarios, args.duration, args.warmup, args.connections, args.streams, out_dir, run_dir)
+    st = Settings(
+        args.scenarios, args.duration, args.warmup, args.connections, args.streams, out_dir, run_dir
+    )
 
     targets: list[Target] = []
     if not args.skip_direct:
@@ -266,7 +297,15 @@ def main(argv: list[str] | None = None) -> int:
             "streams": st.streams,
             "workers": args.workers,
         },
-        "targets": [{"label": t.label, "workers": t.workers, "gateway": t.gateway.name if t.gateway else "direct", **t.results} for t in targets],
+        "targets": [
+            {
+                "label": t.label,
+                "workers": t.workers,
+                "gateway": t.gateway.name if t.gateway else "direct",
+                **t.results,
+            }
+            for t in targets
+        ],
     }
     (run_dir / "results.json").write_text(json.dumps(results, indent=2))
     (out_dir / "latest.json").write_text(json.dumps(results, indent=2))

@@ -55,13 +55,17 @@ def _last_event_name(tail: bytes) -> str:
     return ""
 
 
-async def _one(session: aiohttp.ClientSession, url: str, body: bytes, headers: dict[str, str], timeout_s: float) -> StreamOutcome:
+async def _one(
+    session: aiohttp.ClientSession, url: str, body: bytes, headers: dict[str, str], timeout_s: float
+) -> StreamOutcome:
     start = time.monotonic()
     first = 0.0
     nbytes = 0
     tail = b""
     try:
-        async with session.post(url, data=body, headers=headers, timeout=aiohttp.ClientTimeout(total=timeout_s)) as resp:
+        async with session.post(
+            url, data=body, headers=headers, timeout=aiohttp.ClientTimeout(total=timeout_s)
+        ) as resp:
             if resp.status != 200:
                 text = (await resp.read())[:300].decode("utf-8", "replace")
                 return StreamOutcome(False, f"HTTP {resp.status}: {text}", 0.0, time.monotonic() - start, 0)
@@ -70,12 +74,14 @@ async def _one(session: aiohttp.ClientSession, url: str, body: bytes, headers: d
                     first = time.monotonic() - start
                 nbytes += len(chunk)
                 tail = (tail + chunk)[-4096:]
-    except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+    except (TimeoutError, aiohttp.ClientError) as exc:
         return StreamOutcome(False, f"{type(exc).__name__}: {exc}", first, time.monotonic() - start, nbytes)
     total = time.monotonic() - start
     last = _last_event_name(tail)
     if b"event: error" in tail:
-        return StreamOutcome(False, "error event: " + tail[-300:].decode("utf-8", "replace"), first, total, nbytes)
+        return StreamOutcome(
+            False, "error event: " + tail[-300:].decode("utf-8", "replace"), first, total, nbytes
+        )
     if last != "message_stop":
         return StreamOutcome(False, f"last event {last!r}, not message_stop", first, total, nbytes)
     return StreamOutcome(True, "", first, total, nbytes)
@@ -88,7 +94,9 @@ def _median(values: list[float]) -> float:
     return ordered[len(ordered) // 2]
 
 
-async def _run(url: str, body: bytes, headers: dict[str, str], streams: int, timeout_s: float) -> SlowStreamsResult:
+async def _run(
+    url: str, body: bytes, headers: dict[str, str], streams: int, timeout_s: float
+) -> SlowStreamsResult:
     connector = aiohttp.TCPConnector(limit=0, force_close=True)
     start = time.monotonic()
     async with aiohttp.ClientSession(connector=connector) as session:
@@ -113,6 +121,8 @@ async def _run(url: str, body: bytes, headers: dict[str, str], streams: int, tim
     )
 
 
-def run_slow_streams(url: str, body: bytes, headers: dict[str, str], streams: int = 1000, timeout_s: float = 120) -> SlowStreamsResult:
+def run_slow_streams(
+    url: str, body: bytes, headers: dict[str, str], streams: int = 1000, timeout_s: float = 120
+) -> SlowStreamsResult:
     """Open `streams` streams at once and wait (at most timeout_s each) for all of them to end."""
     return asyncio.run(_run(url, body, headers, streams, timeout_s))

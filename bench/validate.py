@@ -26,7 +26,9 @@ class Check:
     response_excerpt: str
 
 
-def _post(url: str, body: bytes, headers: dict[str, str], timeout_s: float) -> tuple[int, dict[str, str], bytes]:
+def _post(
+    url: str, body: bytes, headers: dict[str, str], timeout_s: float
+) -> tuple[int, dict[str, str], bytes]:
     parts = urlsplit(url)
     conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port or 80, timeout=timeout_s)
     try:
@@ -95,7 +97,9 @@ def _check_stream(raw: bytes) -> str:
     return ""
 
 
-def check_request(url: str, body: bytes, headers: dict[str, str], stream: bool, timeout_s: float = 60) -> Check:
+def check_request(
+    url: str, body: bytes, headers: dict[str, str], stream: bool, timeout_s: float = 60
+) -> Check:
     """Send one request and check the answer; never raises for a bad answer."""
     try:
         status, resp_headers, raw = _post(url, body, headers, timeout_s)

@@ -181,8 +181,7 @@ def anthropic_sse(pieces: list[str] | tuple[str, ...]) -> str:
         event("ping", {}),
     ]
     events += [
-        event("content_block_delta", {"index": 0, "delta": {"type": "text_delta", "text": p}})
-        for p in pieces
+        event("content_block_delta", {"index": 0, "delta": {"type": "text_delta", "text": p}}) for p in pieces
     ]
     events.append(event("content_block_stop", {"index": 0}))
     events.append(
