@@ -91,6 +91,12 @@ class FakeUpstream:
         """Answer requests to ``path`` with whatever ``handler`` decides."""
         self._scripts[path] = handler
 
+    def reset(self) -> None:
+        """Forget what was received and scripted (a module-scoped fake serves test after test)."""
+        self.received.clear()
+        self.cancelled.clear()
+        self._scripts.clear()
+
     def requests_to(self, path: str) -> list[Received]:
         return [r for r in self.received if r.path == path]
 
@@ -103,6 +109,7 @@ class FakeUpstream:
         asyncio.run_coroutine_threadsafe(self._stop(), self._loop).result(10)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(5)
+        self._loop.close()
 
     async def _start(self) -> None:
         app = web.Application(client_max_size=256 * 1024 * 1024)
@@ -152,7 +159,9 @@ class FakeUpstream:
                 await asyncio.sleep(answer.delay)
             body = answer.body if isinstance(answer.body, bytes) else orjson.dumps(answer.body)
             return web.Response(
-                status=answer.status, body=body, headers={"content-type": "application/json", **answer.headers}
+                status=answer.status,
+                body=body,
+                headers={"content-type": "application/json", **answer.headers},
             )
         if answer.first_delay:
             await asyncio.sleep(answer.first_delay)

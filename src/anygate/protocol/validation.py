@@ -31,6 +31,11 @@ def _is_number(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
+def _is_one_of(value: object, choices: frozenset[str]) -> bool:
+    """Membership that cannot raise: a client may send a list or an object where a name belongs."""
+    return isinstance(value, str) and value in choices
+
+
 def _expect(condition: bool, path: str, what: str) -> None:
     if not condition:
         raise invalid_request(f"{path}: {what}")
@@ -101,7 +106,7 @@ def _validate_messages(messages: object) -> None:
         path = f"messages.{i}"
         _expect(isinstance(message, dict), path, "must be an object")
         role = message.get("role")
-        _expect(role in _ROLES, f"{path}.role", "must be 'user' or 'assistant'")
+        _expect(_is_one_of(role, _ROLES), f"{path}.role", "must be 'user' or 'assistant'")
         content = message.get("content")
         _expect(content is not None, f"{path}.content", "Field required")
         if isinstance(content, str):
@@ -140,14 +145,14 @@ def _tool_use_block(block: dict[str, Any], path: str) -> None:
 
 def _tool_result_block(block: dict[str, Any], path: str) -> None:
     _expect(isinstance(block.get("tool_use_id"), str), f"{path}.tool_use_id", "must be a string")
+    is_error = block.get("is_error")
+    _expect(is_error is None or isinstance(is_error, bool), f"{path}.is_error", "must be a boolean")
     content = block.get("content")
     if content is None or isinstance(content, str):
         return
     _expect(isinstance(content, list), f"{path}.content", "must be a string or a list of content blocks")
     for k, inner in enumerate(content):
         _validate_block(inner, f"{path}.content.{k}")
-    is_error = block.get("is_error")
-    _expect(is_error is None or isinstance(is_error, bool), f"{path}.is_error", "must be a boolean")
 
 
 def _thinking_block(block: dict[str, Any], path: str) -> None:
@@ -200,7 +205,9 @@ def _validate_tool_choice(tool_choice: object) -> None:
     assert isinstance(tool_choice, dict)
     choice_type = tool_choice.get("type")
     _expect(
-        choice_type in _TOOL_CHOICE_TYPES, "tool_choice.type", "must be one of 'auto', 'any', 'tool', 'none'"
+        _is_one_of(choice_type, _TOOL_CHOICE_TYPES),
+        "tool_choice.type",
+        "must be one of 'auto', 'any', 'tool', 'none'",
     )
     if choice_type == "tool":
         _expect(isinstance(tool_choice.get("name"), str), "tool_choice.name", "Field required (a string)")
@@ -217,7 +224,9 @@ def _validate_thinking(thinking: object) -> None:
     assert isinstance(thinking, dict)
     thinking_type = thinking.get("type")
     _expect(
-        thinking_type in _THINKING_TYPES, "thinking.type", "must be one of 'enabled', 'disabled', 'adaptive'"
+        _is_one_of(thinking_type, _THINKING_TYPES),
+        "thinking.type",
+        "must be one of 'enabled', 'disabled', 'adaptive'",
     )
     if thinking_type == "enabled":
         budget = thinking.get("budget_tokens")
