@@ -92,6 +92,12 @@ class Gateway:
         """Close the upstream connection pool of the running event loop."""
         await self.upstream.close()
 
+    def close(self) -> None:
+        """Close the connection pool that the synchronous API (``messages.create``) uses."""
+        from anygate.anthropic.messages import run_sync
+
+        run_sync(self.upstream.close())
+
     # --- entry points ------------------------------------------------------------------------------
 
     async def create_message(

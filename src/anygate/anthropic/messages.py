@@ -88,6 +88,11 @@ class _LoopThread:
 _SYNC = _LoopThread()
 
 
+def run_sync(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine on the loop that serves the synchronous API, and wait for its result."""
+    return _SYNC.run(coroutine)
+
+
 class AsyncEventStream:
     """The events of a streamed answer as ``RawMessageStreamEvent`` objects (``async for``)."""
 

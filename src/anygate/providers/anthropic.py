@@ -93,6 +93,11 @@ class AnthropicProvider:
         )
 
     def parse_response(self, body: bytes, ctx: CallContext) -> bytes:
+        """The upstream's bytes unchanged, once checked to be a Message (a truncated or non-JSON body
+        from a misbehaving proxy in between is a retryable upstream failure, not an answer)."""
+        parsed = orjson.loads(body)
+        if not isinstance(parsed, dict) or parsed.get("type") != "message":
+            raise ValueError("not an Anthropic Message")
         return body
 
     def stream_translator(self, ctx: CallContext) -> PassthroughStream:
