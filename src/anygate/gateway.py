@@ -57,6 +57,8 @@ class GatewayResponse:
     headers: dict[str, str] = field(default_factory=dict)
     body: bytes | None = None
     stream: AsyncIterator[bytes] | None = None
+    tokens: int = 0
+    """Tokens the answer used (input + output), when known: rate limiting by ``tpm`` counts them."""
 
     @property
     def streaming(self) -> bool:
@@ -239,9 +241,12 @@ class Gateway:
         if not stream:
             body = await self.upstream.read(response, timeout=max(deadline - loop.time(), 0.001))
             try:
-                return GatewayResponse(body=provider.parse_response(body, ctx))
+                answer = GatewayResponse(body=provider.parse_response(body, ctx))
             except _PARSE_ERRORS as exc:
                 raise _malformed("response", exc) from None
+            if deployment.tpm is not None:
+                answer.tokens = _usage_tokens(answer.body)
+            return answer
         translator = provider.stream_translator(ctx)
         try:
             first = await self._first_bytes(response, translator, max(deadline - loop.time(), 0.001))
@@ -351,6 +356,12 @@ class Gateway:
             return provider.parse_count_tokens(body, ctx)
         except _PARSE_ERRORS as exc:
             raise _malformed("count_tokens answer", exc) from None
+
+
+def _usage_tokens(body: bytes | None) -> int:
+    """Input + output tokens of an Anthropic Message body (parsed only for deployments with a ``tpm``)."""
+    usage = orjson.loads(body or b"{}").get("usage") or {}
+    return sum(usage.get(key) or 0 for key in ("input_tokens", "output_tokens"))
 
 
 def _malformed(what: str, exc: BaseException) -> GatewayError:

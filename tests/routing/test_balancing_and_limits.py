@@ -214,3 +214,13 @@ def test_the_sdk_surface_routes_and_falls_back_like_the_proxy(tmp_path: Path, up
         gateway.close()
     assert reply.content[0].text == "from backup"
     assert len(primary.received) == 1 and orjson.loads(backup.received[0].body)["model"] == "claude-upstream"
+
+
+def test_tpm_limit_counts_the_tokens_answers_used(serve: Serve, upstreams: Upstreams) -> None:
+    fake = upstreams()
+    fake.script(MESSAGES, Json(message("ok")))  # usage: 10 input + 5 output tokens
+    server = serve(config(deployment("m", fake.url, "a", tpm=30)))
+    assert [served_by(server) for _ in range(2)] == ["a", "a"]
+    with pytest.raises(anthropic.RateLimitError):
+        served_by(server)
+    assert len(fake.received) == 2

@@ -63,6 +63,7 @@ class Routed(Protocol):
     """What an attempt returns: the routing loop adds the headers that say who served it."""
 
     headers: dict[str, str]
+    tokens: int
 
     @property
     def streaming(self) -> bool: ...
@@ -171,7 +172,7 @@ async def _try_group(
         response.headers["x-anygate-model-id"] = deployment_id
         response.headers["x-anygate-attempts"] = str(tries.count)
         if not response.streaming:
-            done(None)
+            done(None, tokens=response.tokens)
         return response
     assert error is not None
     return error
