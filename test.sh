@@ -11,4 +11,5 @@ fi
 .venv/bin/ruff check src tests bench
 .venv/bin/ruff format --check src tests bench
 .venv/bin/mypy
+tests/e2e/install_claude_code.sh
 .venv/bin/pytest "$@"
