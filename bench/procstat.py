@@ -57,6 +57,17 @@ def cpu_seconds(root: int) -> float:
     return ticks / CLK_TCK
 
 
+def machine_busy_seconds() -> float:
+    """CPU time all cores spent busy (user, nice, system, irq, softirq, steal) since boot, from /proc/stat.
+
+    Why: the benchmark shares the machine with whatever else runs; busy time not spent by the gateway,
+    the upstream or wrk during a run is background load that makes the figures less trustworthy.
+    """
+    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(x) for x in fields[:8])
+    return (user + nice + system + irq + softirq + steal) / CLK_TCK
+
+
 def rss_bytes(root: int) -> int:
     """Resident set size summed over the tree (shared pages of forked workers count once per process)."""
     total = 0

@@ -80,6 +80,21 @@ def render(results: dict[str, Any]) -> str:
         "the gateway's process tree from /proc, divided by completed requests",
         "",
     ]
+    background = [
+        run["background_cores"]
+        for t in results["targets"]
+        for sc in t.get("scenarios", {}).values()
+        for run in (sc.get("c1"), sc.get("cN"))
+        if run and "background_cores" in run
+    ]
+    if background:
+        quiet = (
+            "a quiet machine" if max(background) < 0.1 else "NOT a quiet machine: figures are less reliable"
+        )
+        lines[-1:-1] = [
+            f"- Background load: other processes used at most {max(background):.2f} cores during any "
+            f"measured run ({quiet})"
+        ]
     keys = [k for k in "abcd" if k in s["scenarios"]]
     conns = s["connections"]
     if keys:

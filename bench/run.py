@@ -79,10 +79,13 @@ def _measured_run(
     watched = gateway or upstream
     up_cpu0 = procstat.cpu_seconds(upstream.pid)
     gw_cpu0 = procstat.cpu_seconds(watched.pid)
+    busy0 = procstat.machine_busy_seconds()
     with procstat.RssSampler(watched.pid) as rss:
         result: LoadResult = run_wrk(url, body_file, headers, connections, duration_s, expect)
     gw_cpu = procstat.cpu_seconds(watched.pid) - gw_cpu0
     up_cpu = procstat.cpu_seconds(upstream.pid) - up_cpu0
+    busy = procstat.machine_busy_seconds() - busy0
+    ours = up_cpu + result.loadgen_cpu_s + (gw_cpu if gateway is not None else 0.0)
     n = max(result.requests, 1)
     return {
         **result.to_dict(),
@@ -90,6 +93,8 @@ def _measured_run(
         "cpu_core_share": gw_cpu / result.duration_s if result.duration_s else 0.0,
         "upstream_cpu_ms_per_req": up_cpu * 1000 / n,
         "peak_rss_mb": rss.peak / 2**20,
+        # Cores' worth of CPU used by other processes during the run (0 on a quiet machine).
+        "background_cores": max(0.0, busy - ours) / result.duration_s if result.duration_s else 0.0,
     }
 
 
@@ -126,6 +131,9 @@ def _run_scenario(
         f"errors {c1['errors'] + cn['errors']}  (wrk {cn['loadgen_core_share']:.0%} of a core, "
         f"upstream {cn['upstream_cpu_ms_per_req']:.3f} ms/req)"
     )
+    background = max(c1["background_cores"], cn["background_cores"])
+    if background > 0.1:
+        log(f"      warning: other processes used {background:.2f} cores during this scenario")
     if c1["errors"] or cn["errors"]:
         log(f"      first failure: {(cn['sample_failure'] or c1['sample_failure'])[:300]!r}")
     return result

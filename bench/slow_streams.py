@@ -61,6 +61,7 @@ async def _one(
     start = time.monotonic()
     first = 0.0
     nbytes = 0
+    deltas = 0
     tail = b""
     try:
         async with session.post(
@@ -73,6 +74,7 @@ async def _one(
                 if not first:
                     first = time.monotonic() - start
                 nbytes += len(chunk)
+                deltas += chunk.count(b"event: content_block_delta")
                 tail = (tail + chunk)[-4096:]
     except (TimeoutError, aiohttp.ClientError) as exc:
         return StreamOutcome(False, f"{type(exc).__name__}: {exc}", first, time.monotonic() - start, nbytes)
@@ -83,7 +85,10 @@ async def _one(
             False, "error event: " + tail[-300:].decode("utf-8", "replace"), first, total, nbytes
         )
     if last != "message_stop":
-        return StreamOutcome(False, f"last event {last!r}, not message_stop", first, total, nbytes)
+        problem = (
+            f"last event {last!r}, not message_stop (after {total:.1f} s, {nbytes} bytes, ~{deltas} deltas)"
+        )
+        return StreamOutcome(False, problem, first, total, nbytes)
     return StreamOutcome(True, "", first, total, nbytes)
 
 
@@ -106,7 +111,7 @@ async def _run(
     problems: dict[str, int] = {}
     for o in outcomes:
         if not o.ok:
-            key = o.problem.split(":")[0][:60]
+            key = o.problem.split(" (")[0].split(":")[0][:60]
             problems[key] = problems.get(key, 0) + 1
     return SlowStreamsResult(
         streams=streams,
