@@ -12,6 +12,8 @@ else (further tool calls, text, thinking) is held back and emitted whole, in ord
 when the message finishes, because the live tool call may still receive fragments and its block must
 stay open until then. Tool calls that providers send one after another therefore cost nothing but the
 streaming of the later calls' arguments, and interleaved fragments (index 0, 1, 0, 1) stay correct.
+The live tool call's arguments stream once they are seen to start a JSON object; a call cut off
+mid-arguments is completed by a suffix at close (``tool_json``), so its input is always an object.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ class _Part:
     tool_id: str | None = None
     name: str | None = None
     index: int | None = None  # the Anthropic block index once the block is open on the wire
+    sent: int = 0  # characters of a live tool call's arguments already sent as input_json_delta
 
     @property
     def content(self) -> str:
@@ -131,15 +134,14 @@ class BlockStream:
             part.chunks.append(arguments)
         if part is self._live:
             if arguments:
-                self._delta(part, {"type": "input_json_delta", "partial_json": arguments})
+                self._send_arguments(part)
             return
         if part.index is None and not self._tool_opened and part.name is not None:
             if part in self._deferred:
                 self._deferred.remove(part)
             self._open(part)
             self._tool_opened = True
-            if part.chunks:
-                self._delta(part, {"type": "input_json_delta", "partial_json": part.content})
+            self._send_arguments(part)
         elif part.index is None and part not in self._deferred:
             self._deferred.append(part)
 
@@ -168,6 +170,16 @@ class BlockStream:
     def has_tool_calls(self) -> bool:
         """Whether any tool call was seen (a ``stop`` finish with tool calls still means tool_use)."""
         return bool(self._tools)
+
+    def _send_arguments(self, part: _Part) -> None:
+        """Stream a live tool call's new argument text, once it is known to start an object: text that
+        does not (``[1]``, prose) can only be repaired whole, so it is held and repaired at close."""
+        content = part.content
+        if part.sent == 0 and not content.lstrip().startswith("{"):
+            return
+        if len(content) > part.sent:
+            self._delta(part, {"type": "input_json_delta", "partial_json": content[part.sent :]})
+            part.sent = len(content)
 
     def _prose(self, kind: str, text: str) -> None:
         if not text:
@@ -209,9 +221,14 @@ class BlockStream:
             signature = self._sign_thinking(part.content)
             self._delta(part, {"type": "signature_delta", "signature": signature})
         elif part.kind == "tool_use":
-            suffix = completion_suffix(part.content)
-            if suffix:
-                self._delta(part, {"type": "input_json_delta", "partial_json": suffix})
+            if part.sent:
+                suffix = completion_suffix(part.content)
+                if suffix:
+                    self._delta(part, {"type": "input_json_delta", "partial_json": suffix})
+            elif part.chunks:
+                arguments = repair_arguments(part.content)
+                if arguments != "{}":
+                    self._delta(part, {"type": "input_json_delta", "partial_json": arguments})
         self.events.append({"type": "content_block_stop", "index": part.index})
         self._live = None
 
