@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -133,3 +134,26 @@ class ClaudeCode:
             check=False,
         )
         return ClaudeRun(done.returncode, done.stdout, done.stderr, self.home, self.workdir)
+
+
+def claude_code_env_exports(config: Path, port: int, master_key: str) -> dict[str, str]:
+    """The variables ``eval "$(anygate claude-code-env --config CONFIG --port PORT)"`` sets in a shell
+    where ``ANYGATE_MASTER_KEY`` holds the master key, as the docs tell users to run it."""
+    printed = subprocess.run(
+        [sys.executable, "-m", "anygate", "claude-code-env", "--config", str(config), "--port", str(port)],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "ANYGATE_MASTER_KEY": master_key},
+    ).stdout
+    shell = subprocess.run(
+        ["bash", "-c", 'eval "$EXPORTS" && env -0'],
+        env={"PATH": "/usr/bin:/bin", "EXPORTS": printed, "ANYGATE_MASTER_KEY": master_key},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    variables = dict(item.split("=", 1) for item in shell.split("\0") if "=" in item)
+    return {
+        name: value for name, value in variables.items() if name.startswith(("ANTHROPIC_", "CLAUDE_CODE_"))
+    }

@@ -86,13 +86,21 @@ def models() -> Iterator[FakeOpenAIModels]:
 
 
 @pytest.fixture
+def config_file(tmp_path: Path) -> Path:
+    """Where :func:`start_gateway` writes the config it serves (for ``anygate claude-code-env``)."""
+    return tmp_path / "anygate.yaml"
+
+
+@pytest.fixture
 def start_gateway(
-    serve: Callable[[str], GatewayServer], models: FakeOpenAIModels
+    serve: Callable[[str], GatewayServer], models: FakeOpenAIModels, config_file: Path
 ) -> Callable[..., GatewayServer]:
     """``start_gateway(num_retries=0)`` serves :func:`claude_code_config` over the fake models."""
 
     def start(num_retries: int = 0) -> GatewayServer:
-        return serve(claude_code_config(models.api_base, num_retries=num_retries))
+        text = claude_code_config(models.api_base, num_retries=num_retries)
+        config_file.write_text(text)
+        return serve(text)
 
     return start
 

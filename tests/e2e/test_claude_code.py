@@ -11,12 +11,13 @@ from __future__ import annotations
 import json
 import logging
 import re
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from tests.conftest import MASTER_KEY, UPSTREAM_KEY
-from tests.e2e.claude_cli import ClaudeCode
+from tests.e2e.claude_cli import ClaudeCode, claude_code_env_exports
 from tests.e2e.conftest import BIG_MODEL, REASONING_MODEL, SMALL_MODEL
 from tests.e2e.fake_openai import ChatRequest, Failure, FakeOpenAIModels, Reply, ToolCall
 from tests.fakes.gateway_server import GatewayServer
@@ -274,10 +275,18 @@ def _tokens(figure: str) -> float:
 
 
 def test_context_command_counts_tokens_through_the_gateway(
-    claude: ClaudeCode, models: FakeOpenAIModels, caplog: pytest.LogCaptureFixture
+    claude: ClaudeCode, models: FakeOpenAIModels, config_file: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
+    """``/context`` makes Claude Code count its context with count_tokens, which the gateway answers
+    (locally: an OpenAI upstream has no such endpoint). Claude Code runs with the environment
+    ``anygate claude-code-env`` prints, so it also knows the backend's real context window."""
+    port = int(claude.base_url.rsplit(":", 1)[1])
+    environment = claude_code_env_exports(config_file, port, MASTER_KEY)
+    assert environment["ANTHROPIC_BASE_URL"] == claude.base_url
+    assert environment["ANTHROPIC_AUTH_TOKEN"] == MASTER_KEY
+
     with caplog.at_level(logging.INFO, logger="anygate.server"):
-        run = claude.run("/context", env={"CLAUDE_CODE_AUTO_COMPACT_WINDOW": "200000"})
+        run = claude.run("/context", env=environment)
 
     run.assert_succeeded()
     served = [r.getMessage() for r in caplog.records if "/v1/messages/count_tokens" in r.getMessage()]
@@ -288,10 +297,27 @@ def test_context_command_counts_tokens_through_the_gateway(
     used, window = _tokens(match[1]), _tokens(match[2])
     # The system prompt and a dozen tool definitions: thousands of tokens, never a fake 0.
     assert 3_000 < used < 60_000, run.result
+    # claude-opus-5-5 is served by the "claude-*" entry, whose model_info says 200000.
     assert window == 200_000
     system_tools = re.search(r"\| System tools \| ([\d.]+k?) \|", run.result)
     assert system_tools is not None and _tokens(system_tools[1]) > 1_000, run.result
     assert models.requests() == [], "counting must not call the model"
+
+
+def test_claude_code_env_limits_reach_the_upstream(
+    claude: ClaudeCode, models: FakeOpenAIModels, config_file: Path
+) -> None:
+    """Without the exports Claude Code asks a non-Claude backend for up to 128k output tokens; with
+    them, for no more than the smallest ``max_output_tokens`` of the config's models."""
+    port = int(claude.base_url.rsplit(":", 1)[1])
+    models.script(BIG_MODEL, Reply(text="ok"))
+
+    claude.run("hi").assert_succeeded()
+    claude.run("hi", env=claude_code_env_exports(config_file, port, MASTER_KEY)).assert_succeeded()
+
+    without, with_exports = models.requests(BIG_MODEL)
+    assert without.body["max_completion_tokens"] == 128_000
+    assert with_exports.body["max_completion_tokens"] == 4096
 
 
 # --- 7. 429 then success -------------------------------------------------------------------------
@@ -353,12 +379,48 @@ def test_a_wrong_key_is_an_authentication_error(claude: ClaudeCode, models: Fake
     assert models.requests() == []
 
 
-def test_model_discovery_lists_the_configured_models(claude: ClaudeCode, models: FakeOpenAIModels) -> None:
+def test_model_discovery_lists_the_configured_models(
+    claude: ClaudeCode, models: FakeOpenAIModels, caplog: pytest.LogCaptureFixture
+) -> None:
+    """With discovery on, Claude Code fetches ``GET /v1/models?limit=1000`` at start-up and keeps the
+    ``claude``/``anthropic`` names with their display names for its /model picker."""
     models.script(BIG_MODEL, Reply(text="ok"))
 
-    run = claude.run("say hi", env={"CLAUDE_CODE_ENABLE_GATEWAY_MODEL_DISCOVERY": "1"})
+    with caplog.at_level(logging.INFO, logger="anygate.server"):
+        run = claude.run("say hi", env={"CLAUDE_CODE_ENABLE_GATEWAY_MODEL_DISCOVERY": "1"})
 
     run.assert_succeeded()
+    served = [r.getMessage() for r in caplog.records if " GET /v1/models " in r.getMessage()]
+    assert len(served) == 1 and " 200 " in served[0], served
     cache = json.loads((claude.home / ".claude" / "cache" / "gateway-models.json").read_text())
     assert cache["baseUrl"] == claude.base_url
-    assert {"id": "claude-big", "display_name": "Big model (listed)"} in cache["models"]
+    assert cache["models"] == [{"id": "claude-big", "display_name": "Big model (listed)"}]
+
+
+def test_models_list_answers_the_discovery_request_with_limits(
+    start_gateway: Callable[..., GatewayServer],
+) -> None:
+    """The request exactly as Claude Code 2.1.328 sends it, and the answer in Anthropic's list format
+    with the context window and output limit from ``model_info``."""
+    gateway = start_gateway()
+    request = urllib.request.Request(
+        gateway.url + "/v1/models?limit=1000",
+        headers={
+            "authorization": f"Bearer {MASTER_KEY}",
+            "anthropic-version": "2023-06-01",
+            "user-agent": "claude-code/2.1.328",
+        },
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.status == 200
+        listing = json.loads(response.read())
+
+    assert listing["has_more"] is False
+    assert listing["first_id"] == listing["last_id"] == "claude-big"
+    (entry,) = listing["data"]
+    assert entry["type"] == "model"
+    assert entry["id"] == "claude-big"
+    assert entry["display_name"] == "Big model (listed)"
+    assert entry["created_at"].endswith("Z")
+    assert entry["max_input_tokens"] == 200_000
+    assert entry["max_tokens"] == 16_384

@@ -3,6 +3,7 @@
     anygate                                   # built-in config: the mock model, master key sk-1234
     anygate --config config.yaml              # LiteLLM-format config
     anygate --config config.yaml --host 0.0.0.0 --port 4000 --workers 2
+    anygate claude-code-env --config config.yaml   # export lines for Claude Code (see claude_code_env)
 
 The server is uvicorn with uvloop and httptools, one process per worker.
 """
@@ -25,6 +26,7 @@ DEFAULT_CONFIG: Final = str(resources.files("anygate") / "default_config.yaml")
 DEFAULT_PORT: Final = 4000
 DEFAULT_HOST: Final = "127.0.0.1"
 LOOPBACK_NAMES: Final = frozenset({"localhost", "ip6-localhost"})
+CLAUDE_CODE_ENV_COMMAND: Final = "claude-code-env"
 
 
 def is_loopback(host: str) -> bool:
@@ -55,7 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=(
             "Without --config the built-in config serves the mock model as 'anthropic-claude' "
             "with master key sk-1234. Clients send the master key in x-api-key or Authorization: Bearer. "
-            "Environment: ANYGATE_MASTER_KEY overrides general_settings.master_key."
+            "Environment: ANYGATE_MASTER_KEY overrides general_settings.master_key. "
+            "'anygate claude-code-env --config FILE' prints the environment for Claude Code."
         ),
     )
     parser.add_argument("--config", "-c", metavar="FILE", help="LiteLLM-format YAML config (model_list, ...)")
@@ -77,7 +80,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    arguments = sys.argv[1:] if argv is None else argv
+    if arguments[:1] == [CLAUDE_CODE_ENV_COMMAND]:
+        from anygate.server import claude_code_env
+
+        return claude_code_env.main(arguments[1:])
+    args = build_parser().parse_args(arguments)
     configure_logging(args.log_level)
     config_path = str(Path(args.config).resolve()) if args.config else DEFAULT_CONFIG
     try:
