@@ -2,13 +2,16 @@
 
 aiohttp is used because its client holds up under concurrency far better than the alternatives measured
 (see BENCHMARKS.md). A session belongs to an event loop, so the pool keeps one session per loop: the
-proxy has exactly one loop; SDK users may call from several (``asyncio.run`` more than once).
+proxy has exactly one loop; SDK users may call from several (``asyncio.run`` more than once). A
+session closes itself when its loop shuts down (``asyncio.run`` finalizes async generators on exit), so
+SDK users who never call ``aclose`` leak no connections and see no "unclosed session" warnings.
 """
 
 from __future__ import annotations
 
 import asyncio
 import weakref
+from collections.abc import AsyncIterator
 from typing import Final
 
 import aiohttp
@@ -27,8 +30,11 @@ class UpstreamClient:
         self._sessions: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aiohttp.ClientSession] = (
             weakref.WeakKeyDictionary()
         )
+        self._closers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncIterator[None]] = (
+            weakref.WeakKeyDictionary()
+        )
 
-    def _session(self) -> aiohttp.ClientSession:
+    async def _session(self) -> aiohttp.ClientSession:
         loop = asyncio.get_running_loop()
         session = self._sessions.get(loop)
         if session is None or session.closed:
@@ -45,13 +51,17 @@ class UpstreamClient:
                 timeout=aiohttp.ClientTimeout(total=None),
             )
             self._sessions[loop] = session
+            closer = _close_at_loop_shutdown(session)
+            await anext(closer)  # now suspended, and known to the loop, which closes it at shutdown
+            self._closers[loop] = closer
         return session
 
     async def send(self, request: UpstreamRequest, *, timeout: float) -> aiohttp.ClientResponse:
         """Send and wait for the response headers, within ``timeout`` seconds."""
         try:
             async with asyncio.timeout(timeout):
-                return await self._session().request(
+                session = await self._session()
+                return await session.request(
                     request.method, request.url, headers=request.headers, data=request.body
                 )
         except TimeoutError:
@@ -95,6 +105,14 @@ class UpstreamClient:
         session = self._sessions.pop(loop, None)
         if session is not None:
             await session.close()
+
+
+async def _close_at_loop_shutdown(session: aiohttp.ClientSession) -> AsyncIterator[None]:
+    """Waits at its ``yield`` for the loop's ``shutdown_asyncgens()``, then closes ``session``."""
+    try:
+        yield
+    finally:
+        await session.close()
 
 
 class UpstreamUnreachable(GatewayError):
