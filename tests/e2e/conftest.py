@@ -23,7 +23,7 @@ SMALL_MODEL = "small-model"
 REASONING_MODEL = "reasoning-model"
 
 
-def claude_code_config(api_base: str, *, num_retries: int = 0) -> str:
+def claude_code_config(api_base: str, *, num_retries: int = 0, ping_interval: float = 10.0) -> str:
     """The gateway config of the e2e tests: Claude Code's names → three OpenAI-compatible models."""
     return f"""
 model_list:
@@ -67,6 +67,7 @@ router_settings:
   num_retries: {num_retries}
 general_settings:
   master_key: {MASTER_KEY}
+  stream_ping_interval: {ping_interval}
 """
 
 
@@ -95,10 +96,11 @@ def config_file(tmp_path: Path) -> Path:
 def start_gateway(
     serve: Callable[[str], GatewayServer], models: FakeOpenAIModels, config_file: Path
 ) -> Callable[..., GatewayServer]:
-    """``start_gateway(num_retries=0)`` serves :func:`claude_code_config` over the fake models."""
+    """``start_gateway(num_retries=0, ping_interval=10)`` serves :func:`claude_code_config` over the
+    fake models."""
 
-    def start(num_retries: int = 0) -> GatewayServer:
-        text = claude_code_config(models.api_base, num_retries=num_retries)
+    def start(num_retries: int = 0, ping_interval: float = 10.0) -> GatewayServer:
+        text = claude_code_config(models.api_base, num_retries=num_retries, ping_interval=ping_interval)
         config_file.write_text(text)
         return serve(text)
 

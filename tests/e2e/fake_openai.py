@@ -40,6 +40,8 @@ class Reply:
     text: str = ""
     reasoning: str = ""
     tool_calls: list[ToolCall] = field(default_factory=list)
+    pause: float = 0.0
+    """Seconds of silence between streamed chunks (a slow model)."""
 
 
 @dataclass
@@ -154,7 +156,7 @@ class FakeOpenAIModels:
             return _error(reply)
         usage = _usage(request.received.body, reply)
         if request.body.get("stream"):
-            return Sse(sse_data(*stream_chunks(request.model, reply, usage)))
+            return Sse(sse_data(*stream_chunks(request.model, reply, usage)), pause=reply.pause)
         return Json(completion(request.model, reply, usage))
 
 

@@ -360,6 +360,30 @@ def test_rate_limit_reaches_claude_code_which_retries(
 # --- gateway contract details --------------------------------------------------------------------
 
 
+def test_pings_during_a_slow_stream_do_not_disturb_claude_code(
+    claude_binary_ready: None,
+    start_gateway: Callable[..., GatewayServer],
+    models: FakeOpenAIModels,
+    workdir: Path,
+    tmp_path: Path,
+) -> None:
+    """A slow model leaves silences longer than the ping interval between its chunks, so the gateway
+    puts ``ping`` events between content events; Claude Code takes them in stride."""
+    gateway = start_gateway(ping_interval=0.05)
+    write = ToolCall("Write", {"file_path": str(workdir / "slow.txt"), "content": "slow\n"})
+    models.script(
+        BIG_MODEL,
+        Reply(text="Thinking slowly.", tool_calls=[write], pause=0.12),
+        Reply(text="Written, slowly.", pause=0.12),
+    )
+
+    run = ClaudeCode(gateway.url, MASTER_KEY, workdir, tmp_path / "home").run("write slow.txt", *EDIT_FLAGS)
+
+    run.assert_succeeded()
+    assert (workdir / "slow.txt").read_text() == "slow\n"
+    assert run.result == "Written, slowly."
+
+
 def test_x_api_key_authentication_and_a_plain_text_turn(claude: ClaudeCode, models: FakeOpenAIModels) -> None:
     models.script(BIG_MODEL, Reply(text="Hi there."))
 
