@@ -174,6 +174,29 @@ def test_consecutive_same_role_messages_are_joined() -> None:
     assert out[2]["content"] == ""
 
 
+def test_system_entries_inside_messages_join_the_user_turn_where_they_stand() -> None:
+    messages = [
+        {"role": "user", "content": [{"type": "text", "text": "say hi"}]},
+        {
+            "role": "system",
+            "content": [{"type": "text", "text": "# Environment", "cache_control": {"type": "ephemeral"}}],
+        },
+        {"role": "assistant", "content": "hi"},
+        {"role": "user", "content": "thanks"},
+        {"role": "system", "content": "deferred tools: none"},
+    ]
+    out = body_of(req(system="Be brief.", messages=messages))["messages"]
+    assert [m["role"] for m in out] == ["system", "user", "assistant", "user"]
+    assert out[1]["content"] == [
+        {"type": "text", "text": "say hi"},
+        {"type": "text", "text": "# Environment"},
+    ]
+    assert out[3]["content"] == [
+        {"type": "text", "text": "thanks"},
+        {"type": "text", "text": "deferred tools: none"},
+    ]
+
+
 def test_tools_and_server_tools() -> None:
     tools = [
         {**WEATHER, "strict": True, "cache_control": {"type": "ephemeral"}},

@@ -75,10 +75,16 @@ def system_text(system: object) -> str:
 
 def merged_turns(messages: list[dict[str, Any]]) -> list[tuple[str, list[Any]]]:
     """Messages as (role, blocks), consecutive messages of one role joined into one turn, as Anthropic
-    itself treats them; Chat Completions upstreams with strict role alternation then stay valid."""
+    itself treats them; Chat Completions upstreams with strict role alternation then stay valid.
+
+    A ``system`` entry inside ``messages`` (Claude Code sends its environment notes that way) joins the
+    user turn where it stands: many open-model chat templates reject a system message after the first.
+    """
     turns: list[tuple[str, list[Any]]] = []
     for message in messages:
         role = str(message.get("role"))
+        if role == "system":
+            role = "user"
         content = message.get("content")
         blocks = [{"type": "text", "text": content}] if isinstance(content, str) else list(content or [])
         if turns and turns[-1][0] == role:
