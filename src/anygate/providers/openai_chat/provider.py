@@ -15,7 +15,11 @@ from anygate.providers.openai_chat.errors import map_status
 from anygate.providers.openai_chat.presets import DEFAULT_AZURE_API_VERSION, Preset
 from anygate.providers.openai_chat.request import chat_body, chat_messages, chat_tools
 from anygate.providers.openai_chat.response import parse_completion
-from anygate.providers.openai_chat.stream import UPSTREAM_MODEL_STATE, ChatStreamTranslator
+from anygate.providers.openai_chat.stream import (
+    UPSTREAM_BODY_BYTES_STATE,
+    UPSTREAM_MODEL_STATE,
+    ChatStreamTranslator,
+)
 from anygate.tokens import count_request_tokens
 
 _CHAT_PATH = "/chat/completions"
@@ -78,7 +82,9 @@ class OpenAIChatProvider:
         body = chat_body(
             request, model=deployment.upstream_model, preset=self.preset, state=ctx.state, stream=stream
         )
-        return UpstreamRequest("POST", url, self.headers(deployment), orjson.dumps(body))
+        payload = orjson.dumps(body)
+        ctx.state[UPSTREAM_BODY_BYTES_STATE] = len(payload)
+        return UpstreamRequest("POST", url, self.headers(deployment), payload)
 
     def parse_response(self, body: bytes, ctx: CallContext) -> bytes:
         return parse_completion(body, ctx)
