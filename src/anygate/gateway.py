@@ -9,13 +9,14 @@ first byte of an answer reached the client; after that a failure becomes an ``ev
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import secrets
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import aiohttp
 import orjson
@@ -33,6 +34,9 @@ from anygate.routing.retry import AttemptOutcome, run_routed
 from anygate.routing.router import Router
 from anygate.signing import ThinkingSigner
 from anygate.upstream import UpstreamClient
+
+if TYPE_CHECKING:
+    from anygate.anthropic.messages import Messages
 
 log = logging.getLogger("anygate")
 
@@ -75,15 +79,19 @@ class Gateway:
     """
 
     def __init__(self, config: Config | None = None, *, upstream: UpstreamClient | None = None) -> None:
-        from anygate.anthropic.messages import Messages
-
         self.config = config or Config(deployments=())
         self.names = ModelNames(self.config.deployments, dict(self.config.router.model_group_alias))
         self.router = Router(self.config.router)
         self.signer = ThinkingSigner(self.config.general.master_key or os.environ.get("ANYGATE_MASTER_KEY"))
         self.upstream = upstream or UpstreamClient()
         self.started_at = datetime.now(UTC).replace(microsecond=0)
-        self.messages = Messages(self)
+
+    @functools.cached_property
+    def messages(self) -> Messages:
+        """The SDK surface over this gateway: ``messages.acreate / create / count_tokens``."""
+        from anygate.anthropic.messages import Messages
+
+        return Messages(self)
 
     @classmethod
     def from_config(cls, path: str | os.PathLike[str]) -> Gateway:
@@ -225,6 +233,7 @@ class Gateway:
         stream: bool,
     ) -> GatewayResponse:
         provider = self._provider(deployment)
+        request = _within_output_limit(request, deployment)
         if isinstance(provider, LocalProvider):
             events = provider.answer(deployment, request, ctx)
             if stream:
@@ -356,6 +365,19 @@ class Gateway:
             return provider.parse_count_tokens(body, ctx)
         except _PARSE_ERRORS as exc:
             raise _malformed("count_tokens answer", exc) from None
+
+
+def _within_output_limit(request: dict[str, Any], deployment: Deployment) -> dict[str, Any]:
+    """The request with ``max_tokens`` lowered to the deployment's ``model_info.max_output_tokens``.
+
+    Clients ask for what their usual model allows (Claude Code asks for 128000); a smaller model behind the
+    gateway would reject that, so a configured limit caps the request instead of failing it.
+    """
+    info = deployment.model_info
+    limit = info.get("max_output_tokens") or info.get("max_tokens") if info else None
+    if isinstance(limit, int) and limit > 0 and request["max_tokens"] > limit:
+        return {**request, "max_tokens": limit}
+    return request
 
 
 def _usage_tokens(body: bytes | None) -> int:

@@ -307,8 +307,8 @@ def test_context_command_counts_tokens_through_the_gateway(
 def test_claude_code_env_limits_reach_the_upstream(
     claude: ClaudeCode, models: FakeOpenAIModels, config_file: Path
 ) -> None:
-    """Without the exports Claude Code asks a non-Claude backend for up to 128k output tokens; with
-    them, for no more than the smallest ``max_output_tokens`` of the config's models."""
+    """Without the exports Claude Code asks for 128k output tokens, which the gateway caps at the serving
+    deployment's ``max_output_tokens``; with them it asks for no more than the smallest of the config's."""
     port = int(claude.base_url.rsplit(":", 1)[1])
     models.script(BIG_MODEL, Reply(text="ok"))
 
@@ -316,7 +316,7 @@ def test_claude_code_env_limits_reach_the_upstream(
     claude.run("hi", env=claude_code_env_exports(config_file, port, MASTER_KEY)).assert_succeeded()
 
     without, with_exports = models.requests(BIG_MODEL)
-    assert without.body["max_completion_tokens"] == 128_000
+    assert without.body["max_completion_tokens"] == 16384
     assert with_exports.body["max_completion_tokens"] == 4096
 
 
