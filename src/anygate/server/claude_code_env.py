@@ -223,7 +223,7 @@ def export_lines(
         f"# Claude Code through anygate ({config_path})",
         f"export ANTHROPIC_BASE_URL={shlex.quote(base_url)}",
         _credential_line(environ, config.general.master_key, master_key_reference, show_key, config_path),
-        "unset ANTHROPIC_API_KEY  # else Claude Code sends it too, as x-api-key, checked first",
+        "unset ANTHROPIC_API_KEY  # one credential is enough (the gateway accepts the key in either header)",
     ]
     choices = choose_models(config)
     if not choices:
