@@ -7,6 +7,7 @@ response bytes need a plain HTTP client.
 from __future__ import annotations
 
 import http.client
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -37,8 +38,9 @@ def send(
     chunks: Iterable[bytes] | None = None,
     timeout: float = 10.0,
 ) -> RawResponse:
-    """One request on a fresh connection. ``body`` that is not bytes is sent as JSON; ``chunks`` are sent
-    with chunked transfer encoding and no content-length."""
+    """One request on a fresh connection. ``body`` that is not bytes is sent as JSON (by the standard
+    library, which writes anything: integers beyond 64 bits, ``Infinity``); ``chunks`` are sent with chunked
+    transfer encoding and no content-length."""
     url = urlsplit(base_url)
     connection = http.client.HTTPConnection(url.hostname or "127.0.0.1", url.port, timeout=timeout)
     try:
@@ -46,7 +48,7 @@ def send(
         if chunks is not None:
             connection.request(method, path, body=iter(chunks), headers=all_headers, encode_chunked=True)
         else:
-            payload = body if isinstance(body, bytes) or body is None else orjson.dumps(body)
+            payload = body if isinstance(body, bytes) or body is None else json.dumps(body).encode()
             if payload is not None:
                 all_headers.setdefault("content-type", "application/json")
             connection.request(method, path, body=payload, headers=all_headers)

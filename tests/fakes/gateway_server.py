@@ -28,8 +28,14 @@ class GatewayServer:
         self.port = free_port()
         self._server = uvicorn.Server(
             uvicorn.Config(
-                self.app, host="127.0.0.1", port=self.port, loop="uvloop", http="httptools",
-                lifespan="on", access_log=False, log_level="warning",
+                self.app,
+                host="127.0.0.1",
+                port=self.port,
+                loop="uvloop",
+                http="httptools",
+                lifespan="on",
+                access_log=False,
+                log_level="warning",
             )
         )
         self._thread = threading.Thread(target=self._server.run, daemon=True)

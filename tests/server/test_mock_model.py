@@ -57,16 +57,23 @@ def test_streaming_gives_the_same_message(client: anthropic.Anthropic) -> None:
 
 def test_tool_turn_then_answer_to_the_tool_result(client: anthropic.Anthropic) -> None:
     messages: list[anthropic.types.MessageParam] = [{"role": "user", "content": "Use get_weather for Paris"}]
-    first = client.messages.create(model="anthropic-claude", max_tokens=200, tools=[WEATHER_TOOL], messages=messages)
+    first = client.messages.create(
+        model="anthropic-claude", max_tokens=200, tools=[WEATHER_TOOL], messages=messages
+    )
     assert first.stop_reason == "tool_use"
     call = first.content[-1]
     assert call.type == "tool_use" and call.name == "get_weather"
     assert call.input == {"city": "example city", "unit": "celsius"}
     messages += [
         {"role": "assistant", "content": first.content},  # type: ignore[list-item]
-        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": call.id, "content": "18 degrees"}]},
+        {
+            "role": "user",
+            "content": [{"type": "tool_result", "tool_use_id": call.id, "content": "18 degrees"}],
+        },
     ]
-    second = client.messages.create(model="anthropic-claude", max_tokens=200, tools=[WEATHER_TOOL], messages=messages)
+    second = client.messages.create(
+        model="anthropic-claude", max_tokens=200, tools=[WEATHER_TOOL], messages=messages
+    )
     assert second.stop_reason == "end_turn"
     assert "get_weather returned: 18 degrees" in second.content[0].text  # type: ignore[union-attr]
 
@@ -100,7 +107,9 @@ def test_count_tokens_is_honest(client: anthropic.Anthropic) -> None:
 
 def test_thinking_when_enabled(client: anthropic.Anthropic) -> None:
     with client.messages.stream(
-        model="anthropic-claude", max_tokens=200, messages=JOKE_REQUEST,
+        model="anthropic-claude",
+        max_tokens=200,
+        messages=JOKE_REQUEST,
         thinking={"type": "enabled", "budget_tokens": 1024},
     ) as stream:
         final = stream.get_final_message()

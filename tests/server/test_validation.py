@@ -157,6 +157,19 @@ INVALID_BODIES: list[tuple[str, bytes | dict[str, Any], str]] = [
         "messages.0.content.0.content.0.type",
     ),
     (
+        "tool-result-inside-tool-result",
+        _valid(
+            messages=_with_content(
+                {
+                    "type": "tool_result",
+                    "tool_use_id": "t",
+                    "content": [{"type": "tool_result", "tool_use_id": "u"}],
+                }
+            )
+        ),
+        "messages.0.content.0.content.0.type",
+    ),
+    (
         "tool-result-is-error-not-bool",
         _valid(
             messages=_with_content({"type": "tool_result", "tool_use_id": "t", "content": "x", "is_error": 1})

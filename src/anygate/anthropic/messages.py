@@ -20,7 +20,7 @@ from anthropic._models import construct_type  # the official client's own respon
 from anthropic.types import Message, MessageTokensCount, RawMessageStreamEvent
 
 from anygate.config import deployment_for_model
-from anygate.protocol.errors import ERROR_TYPE_TO_STATUS, GatewayError, error_body
+from anygate.protocol.errors import ERROR_TYPE_TO_STATUS, GatewayError, client_fault, error_body
 from anygate.protocol.sse import SSEDecoder
 
 if TYPE_CHECKING:
@@ -220,6 +220,8 @@ class Messages:
             )
         except GatewayError as exc:
             raise to_sdk_error(exc, request_id) from None
+        except orjson.JSONEncodeError as exc:
+            raise to_sdk_error(client_fault(exc) or _internal(exc), request_id) from None
         return _message_or_stream(response, request_id)
 
     def create(self, **kwargs: Any) -> Any:
@@ -241,12 +243,18 @@ class Messages:
             )
         except GatewayError as exc:
             raise to_sdk_error(exc, request_id) from None
+        except orjson.JSONEncodeError as exc:
+            raise to_sdk_error(client_fault(exc) or _internal(exc), request_id) from None
         assert response.body is not None
         return MessageTokensCount.model_validate_json(response.body)
 
     def count_tokens(self, **kwargs: Any) -> MessageTokensCount:
         """The synchronous twin of :meth:`acount_tokens`."""
         return _SYNC.run(self.acount_tokens(**kwargs))
+
+
+def _internal(exc: Exception) -> GatewayError:
+    return GatewayError(500, f"internal error in the gateway: {type(exc).__name__}")
 
 
 def _message_or_stream(response: GatewayResponse, request_id: str) -> Message | AsyncEventStream:

@@ -94,3 +94,18 @@ def error_body(error_type: str, message: str, request_id: str) -> bytes:
 def invalid_request(message: str) -> GatewayError:
     """A 400 ``invalid_request_error``: the client sent something the gateway cannot accept."""
     return GatewayError(400, message)
+
+
+JSON_WRITE_DEPTH_LIMIT: Final = 254
+"""orjson reads JSON nested 1024 levels deep but writes only this many."""
+
+
+def client_fault(exc: Exception) -> GatewayError | None:
+    """The 400 hidden in an exception raised deep inside the gateway, when the request caused it.
+
+    A request nested deeper than :data:`JSON_WRITE_DEPTH_LIMIT` parses but cannot be written again
+    (forwarded, counted): that is the client's error, not a gateway bug. Anything else returns None.
+    """
+    if isinstance(exc, orjson.JSONEncodeError) and "recursion" in str(exc).lower():
+        return invalid_request(f"the request nests JSON more than {JSON_WRITE_DEPTH_LIMIT} levels deep")
+    return None

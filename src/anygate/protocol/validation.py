@@ -152,7 +152,15 @@ def _tool_result_block(block: dict[str, Any], path: str) -> None:
         return
     _expect(isinstance(content, list), f"{path}.content", "must be a string or a list of content blocks")
     for k, inner in enumerate(content):
-        _validate_block(inner, f"{path}.content.{k}")
+        inner_path = f"{path}.content.{k}"
+        # A tool_result holds text, images and documents, never another tool_result; refusing nesting
+        # here also keeps every later walk over the content from recursing without bound.
+        _expect(
+            not (isinstance(inner, dict) and inner.get("type") == "tool_result"),
+            f"{inner_path}.type",
+            "a tool_result cannot contain a tool_result",
+        )
+        _validate_block(inner, inner_path)
 
 
 def _thinking_block(block: dict[str, Any], path: str) -> None:

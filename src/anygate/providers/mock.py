@@ -12,6 +12,7 @@ text that reports the results.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable
 from typing import Any, Final
@@ -40,32 +41,59 @@ def _user_text(message: dict[str, Any]) -> str:
     )
 
 
-def example_for_schema(schema: Any, name: str = "value") -> Any:
-    """A value that satisfies a (simple) JSON schema: required properties, enums, consts, types."""
-    if not isinstance(schema, dict):
-        return name
+MAX_SCHEMA_DEPTH: Final = 32
+"""Nesting beyond this gets a null: schemas come from clients and may nest without bound."""
+MAX_EXAMPLE_ITEMS: Final = 16
+"""An example array holds at most this many items, whatever ``minItems`` asks (it may ask for billions)."""
+
+
+def _finite_number(value: Any, default: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return default
+    return float(value)
+
+
+def example_for_schema(schema: Any, name: str = "value", depth: int = 0) -> Any:
+    """A value that satisfies a (simple) JSON schema: required properties, enums, consts, types.
+
+    The schema is whatever a client sent, so every keyword is read defensively: a malformed schema gets
+    a plausible value, never an exception.
+    """
+    if not isinstance(schema, dict) or depth > MAX_SCHEMA_DEPTH:
+        return name if depth <= MAX_SCHEMA_DEPTH else None
     if "const" in schema:
         return schema["const"]
-    if schema.get("enum"):
-        return schema["enum"][0]
+    enum = schema.get("enum")
+    if isinstance(enum, list) and enum:
+        return enum[0]
     if "default" in schema:
         return schema["default"]
     for key in ("anyOf", "oneOf", "allOf"):
-        if schema.get(key):
-            return example_for_schema(schema[key][0], name)
+        options = schema.get(key)
+        if isinstance(options, list) and options:
+            return example_for_schema(options[0], name, depth + 1)
     kind = schema.get("type", "object" if "properties" in schema else "string")
     if isinstance(kind, list):
         kind = next((k for k in kind if k != "null"), "null")
     if kind == "object":
-        properties: dict[str, Any] = schema.get("properties") or {}
-        required = schema.get("required") or list(properties)[:1]
-        return {key: example_for_schema(properties.get(key, {}), key) for key in required}
+        properties = schema.get("properties")
+        if not isinstance(properties, dict):
+            properties = {}
+        required = schema.get("required")
+        if not isinstance(required, list):
+            required = list(properties)[:1]
+        return {
+            key: example_for_schema(properties.get(key, {}), key, depth + 1)
+            for key in required
+            if isinstance(key, str)
+        }
     if kind == "array":
-        return [example_for_schema(schema.get("items", {}), name)] * max(int(schema.get("minItems", 1)), 1)
+        count = int(min(max(_finite_number(schema.get("minItems"), 1), 1), MAX_EXAMPLE_ITEMS))
+        return [example_for_schema(schema.get("items", {}), name, depth + 1)] * count
     if kind == "integer":
-        return int(schema.get("minimum", 1))
+        return math.ceil(_finite_number(schema.get("minimum"), 1))
     if kind == "number":
-        return float(schema.get("minimum", 1.0))
+        return _finite_number(schema.get("minimum"), 1.0)
     if kind == "boolean":
         return True
     if kind == "null":

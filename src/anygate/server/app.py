@@ -17,7 +17,7 @@ import orjson
 
 from anygate.config import Config, load_config
 from anygate.gateway import Gateway, GatewayResponse, new_request_id
-from anygate.protocol.errors import GatewayError, error_body
+from anygate.protocol.errors import GatewayError, client_fault, error_body
 from anygate.protocol.sse import encode_error
 from anygate.server.auth import check_master_key
 
@@ -42,6 +42,7 @@ KNOWN_PATHS: Final = {
     "/health/deployments": "GET",
     "/": "HEAD",
 }
+_SHUTTING_DOWN: Final = "the gateway is shutting down; retry the request"
 _ROOT_BODY: Final = orjson.dumps({"name": "anygate", "docs": "POST /v1/messages"})
 
 
@@ -99,7 +100,21 @@ class App:
             await _send_body(send, exc.status, exc.body(request_id), request_id, exc.headers)
         except ClientDisconnected:
             status = 499
-        except Exception:
+        except asyncio.CancelledError:
+            if response is not None:
+                raise
+            # The server's grace period ran out before the answer was ready.
+            _uncancel()
+            status = 529
+            await _send_body(
+                send, 529, error_body("overloaded_error", _SHUTTING_DOWN, request_id), request_id, {}
+            )
+        except Exception as exc:
+            fault = client_fault(exc)
+            if fault is not None:
+                status = fault.status
+                await _send_body(send, fault.status, fault.body(request_id), request_id, fault.headers)
+                return
             log.exception("request %s failed inside the gateway", request_id)
             await _send_body(
                 send,
@@ -185,10 +200,11 @@ class App:
                         await send({"type": "http.response.body", "body": chunk, "more_body": True})
                     await send({"type": "http.response.body", "body": b"", "more_body": False})
                 except asyncio.CancelledError:
-                    # Cancelled by a shutdown, not by the client: end the stream visibly, never cut it.
-                    frame = encode_error("overloaded_error", "the gateway is shutting down", request_id)
+                    # The server's grace period ran out (or the client left, which the guard reports):
+                    # end the stream visibly, never cut it. The request is then complete, not a crash.
+                    frame = encode_error("overloaded_error", _SHUTTING_DOWN, request_id)
                     await send({"type": "http.response.body", "body": frame, "more_body": False})
-                    raise
+                    _uncancel()
         finally:
             closer = getattr(stream, "aclose", None)
             if closer is not None:
@@ -236,6 +252,14 @@ async def _until_disconnect(receive: Receive, work: Awaitable[GatewayResponse]) 
     """Run ``work``, abandoning it (and its upstream request) if the client disconnects."""
     async with DisconnectGuard(receive):
         return await work
+
+
+def _uncancel() -> None:
+    """Absorb a cancellation that has been answered (the client got an error), so the server sees a
+    finished request instead of an application failure."""
+    task = asyncio.current_task()
+    if task is not None:
+        task.uncancel()
 
 
 def _too_large(limit: int) -> GatewayError:
