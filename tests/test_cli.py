@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,8 +17,8 @@ import pytest
 from anygate import __version__
 from tests.conftest import RECORDINGS, UPSTREAM_KEY
 from tests.fakes.gateway_server import free_port
-from tests.fakes.upstream import FakeUpstream, Sse
-from tests.rawhttp import send
+from tests.fakes.upstream import FakeUpstream, Hang, Sse
+from tests.rawhttp import RawResponse, assert_error, send
 
 ANYGATE = str(Path(sys.executable).parent / "anygate")
 README_KEY = "sk-1234"
@@ -176,3 +177,32 @@ def test_sigterm_ends_an_open_stream_with_an_error_event_and_exits(
     assert caught.value.body["error"]["type"] == "overloaded_error"  # type: ignore[index]
     gateway.assert_clean_exit(10)
     assert time.monotonic() - began < 6
+
+
+def test_sigterm_answers_a_request_still_waiting_with_529_and_exits(
+    started: list[RunningGateway], upstream: FakeUpstream, tmp_path: Path
+) -> None:
+    upstream.script("/v1/messages", Hang(seconds=20))
+    config = tmp_path / "hanging.yaml"
+    config.write_text(
+        f"model_list:\n  - model_name: hangs\n    litellm_params:\n      model: anthropic/claude-x\n"
+        f"      api_base: {upstream.url}\n      api_key: {UPSTREAM_KEY}\n"
+        f"general_settings:\n  master_key: {README_KEY}\n"
+    )
+    gateway = RunningGateway("--config", str(config), "--graceful-timeout", "1")
+    started.append(gateway)
+    outcome: list[RawResponse] = []
+    body = {"model": "hangs", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}]}
+    waiting = threading.Thread(
+        target=lambda: outcome.append(
+            send(gateway.url, "POST", "/v1/messages", body, {"x-api-key": README_KEY})
+        )
+    )
+    waiting.start()
+    deadline = time.monotonic() + 5
+    while not upstream.received and time.monotonic() < deadline:
+        time.sleep(0.02)
+    gateway.process.send_signal(signal.SIGTERM)
+    waiting.join(10)
+    assert_error(outcome[0], 529, "overloaded_error", mentions="shutting down")
+    gateway.assert_clean_exit(10)
