@@ -133,8 +133,8 @@ def render(results: dict[str, Any]) -> str:
             "",
             f"| Target | streams | completed | failed | "
             f"peak RSS MB (budget {SLOW_STREAMS_RSS_BUDGET_MB:.0f}) | "
-            "stream s p50 / max (nominal 10) | first byte s p50 | gateway CPU s |",
-            "|---|--:|--:|--:|--:|--:|--:|--:|",
+            "stream s p50 / max (nominal 10) | first byte s p50 | gateway CPU s | ping after message_stop |",
+            "|---|--:|--:|--:|--:|--:|--:|--:|--:|",
         ]
         for t in results["targets"]:
             e = t.get("slow_streams")
@@ -143,12 +143,12 @@ def render(results: dict[str, Any]) -> str:
             name = target_name(t, version)
             if not e or "error" in e:
                 why = (e or {}).get("error") or t.get("error", "not run")
-                lines.append(f"| {name} | FAILED: {_code(str(why), 80)} | | | | | | |")
+                lines.append(f"| {name} | FAILED: {_code(str(why), 80)} | | | | | | | |")
                 continue
             lines.append(
                 f"| {name} | {e['streams']} | {e['completed']} | {e['failed']} | {_f(e['peak_rss_mb'], 0)} | "
                 f"{_f(e['total_p50_s'], 1)} / {_f(e['total_max_s'], 1)} | {_f(e['first_byte_p50_s'], 2)} | "
-                f"{_f(e['cpu_s'], 1)} |"
+                f"{_f(e['cpu_s'], 1)} | {e.get('pings_after_stop', 0)} |"
             )
         lines.append("")
     lines += _scaling(results, keys)
@@ -255,6 +255,6 @@ def _failures(results: dict[str, Any], version: str) -> list[str]:
         if e and e.get("failed"):
             out.append(
                 f"- **{name}, (e)**: {e['failed']} streams failed {e['problems']}; "
-                f"e.g. `{_code(e['sample_problem'], 300)}`"
+                f"e.g. `{_code(e['sample_problem'], 700)}`"
             )
     return ["### Failures", "", *out, ""] if out else []

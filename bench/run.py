@@ -152,9 +152,10 @@ def _run_slow_streams(gateway: Server, st: Settings) -> dict[str, Any]:
         "client_cpu_s": time.process_time() - client0,
     }
     log(
-        f"  (e) {res.completed}/{res.streams} streams completed, failed {res.failed}, peak RSS "
+        f"  (e) {res.completed}/{res.streams} streams completed ({res.pings_after_stop} of them with pings "
+        f"after message_stop), failed {res.failed}, peak RSS "
         f"{out['peak_rss_mb']:.0f} MB, wall {res.wall_s:.1f} s, gateway CPU {out['cpu_s']:.1f} s"
-        + (f"; problems {res.problems}; e.g. {res.sample_problem[:200]!r}" if res.failed else "")
+        + (f"; problems {res.problems}; e.g. {res.sample_problem[:700]!r}" if res.failed else "")
     )
     return out
 

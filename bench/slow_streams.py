@@ -2,7 +2,9 @@
 
 Why: Claude Code sessions keep long streams open while the model thinks. What matters there is not CPU per
 request but memory per open stream and that none of them is dropped or cut short: 1,000 streams that each
-get a chunk every 100 ms for 10 s. Each stream must end with `message_stop` as its last event.
+get a chunk every 100 ms for 10 s. Each stream must end with `message_stop`; a stream that ends without
+it, or with an error event, failed. Only `ping` events after `message_stop` are tolerated as complete but
+counted apart (message_stop should be the last event of a stream).
 
 Why an asyncio client rather than wrk: wrk counts requests per second, not concurrent long streams, and
 cannot say which stream ended how. At 1,000 streams x 10 chunks/s the client handles ~10,000 small reads
@@ -25,6 +27,8 @@ class StreamOutcome:
     first_byte_s: float
     total_s: float
     nbytes: int
+    # Only ping events came after message_stop: the answer is complete, but message_stop should be last.
+    pings_after_stop: bool = False
 
 
 @dataclass
@@ -40,19 +44,22 @@ class SlowStreamsResult:
     total_max_s: float
     problems: dict[str, int] = field(default_factory=dict)
     sample_problem: str = ""
+    # Completed streams whose message_stop was followed by ping events (a protocol deviation, not a loss).
+    pings_after_stop: int = 0
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
 
 
-def _last_event_name(tail: bytes) -> str:
-    frames = [f for f in tail.replace(b"\r\n", b"\n").split(b"\n\n") if f.strip()]
-    if not frames:
-        return ""
-    for line in frames[-1].split(b"\n"):
-        if line.startswith(b"event:"):
-            return line[6:].strip().decode("utf-8", "replace")
-    return ""
+def _event_names(tail: bytes) -> list[str]:
+    """Event names of the whole frames in the tail of a stream (the first frame may be cut)."""
+    names: list[str] = []
+    for frame in tail.replace(b"\r\n", b"\n").split(b"\n\n"):
+        for line in frame.split(b"\n"):
+            if line.startswith(b"event:"):
+                names.append(line[6:].strip().decode("utf-8", "replace"))
+                break
+    return names
 
 
 async def _one(
@@ -79,17 +86,21 @@ async def _one(
     except (TimeoutError, aiohttp.ClientError) as exc:
         return StreamOutcome(False, f"{type(exc).__name__}: {exc}", first, time.monotonic() - start, nbytes)
     total = time.monotonic() - start
-    last = _last_event_name(tail)
-    if b"event: error" in tail:
+    names = _event_names(tail)
+    if "error" in names:
         return StreamOutcome(
             False, "error event: " + tail[-300:].decode("utf-8", "replace"), first, total, nbytes
         )
-    if last != "message_stop":
+    after_stop = names[len(names) - names[::-1].index("message_stop") :] if "message_stop" in names else None
+    if after_stop is None or any(n != "ping" for n in after_stop):
+        last = names[-1] if names else ""
+        stop = "earlier in the stream" if after_stop is not None else "never sent"
         problem = (
-            f"last event {last!r}, not message_stop (after {total:.1f} s, {nbytes} bytes, ~{deltas} deltas)"
+            f"last event {last!r}, not message_stop (after {total:.1f} s, {nbytes} bytes, ~{deltas} deltas, "
+            f"message_stop {stop}; stream tail: {tail[-400:].decode('utf-8', 'replace')!r})"
         )
         return StreamOutcome(False, problem, first, total, nbytes)
-    return StreamOutcome(True, "", first, total, nbytes)
+    return StreamOutcome(True, "", first, total, nbytes, pings_after_stop=bool(after_stop))
 
 
 def _median(values: list[float]) -> float:
@@ -123,6 +134,7 @@ async def _run(
         total_max_s=max((o.total_s for o in outcomes), default=0.0),
         problems=problems,
         sample_problem=next((o.problem for o in outcomes if not o.ok), ""),
+        pings_after_stop=sum(o.pings_after_stop for o in outcomes),
     )
 
 
