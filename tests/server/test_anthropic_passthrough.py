@@ -178,12 +178,16 @@ def test_gateway_signed_thinking_is_dropped_and_genuine_kept(
         {"role": "user", "content": "Second"},
         {"role": "assistant", "content": [genuine, redacted, {"type": "text", "text": "Two"}]},
         {"role": "user", "content": "Third"},
+        {"role": "assistant", "content": [ours]},
+        {"role": "user", "content": "Fourth"},
     ]
     client.messages.create(model="claude-up", max_tokens=5, messages=messages)  # type: ignore[arg-type]
     sent = upstream.received[0].json()["messages"]
     assert sent[1]["content"] == [{"type": "text", "text": "One"}]
     assert sent[3]["content"] == [genuine, redacted, {"type": "text", "text": "Two"}]
     assert sent[0] == messages[0] and sent[2] == messages[2] and sent[4] == messages[4]
+    # An assistant turn that held only our thinking is dropped (Anthropic joins the user turns around it).
+    assert sent[5:] == [messages[6]]
 
 
 # --- streams ------------------------------------------------------------------------------------------

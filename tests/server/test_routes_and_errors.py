@@ -59,8 +59,9 @@ def test_health_needs_no_key(gateway: GatewayServer) -> None:
     assert response.headers["request-id"].startswith("req_")
 
 
-def test_head_root_is_200(gateway: GatewayServer) -> None:
-    response = send(gateway.url, "HEAD", "/")
+@pytest.mark.parametrize("path", ["/", "/health"])
+def test_head_is_200_without_a_body(gateway: GatewayServer, path: str) -> None:
+    response = send(gateway.url, "HEAD", path)
     assert response.status == 200 and response.body == b""
 
 

@@ -46,7 +46,10 @@ _STATUS_TO_EXCEPTION: Final[Mapping[int, type[anthropic.APIStatusError]]] = {
 """HTTP status → the official SDK's exception class (other 5xx: InternalServerError)."""
 
 _GATEWAY_URL: Final = "anygate://in-process/v1/messages"
-_SDK_ONLY_KEYS: Final = frozenset({"api_key", "api_base", "timeout", "extra_headers", "extra_body", "betas"})
+_SDK_ONLY_KEYS: Final = frozenset(
+    {"api_key", "api_base", "timeout", "extra_headers", "extra_body", "extra_query", "betas"}
+)
+"""Keyword arguments that configure the call rather than form the request body."""
 
 
 def to_sdk_error(error: GatewayError, request_id: str) -> anthropic.APIStatusError:

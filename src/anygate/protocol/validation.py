@@ -106,7 +106,7 @@ def _validate_messages(messages: object) -> None:
         path = f"messages.{i}"
         _expect(isinstance(message, dict), path, "must be an object")
         role = message.get("role")
-        _expect(_is_one_of(role, _ROLES), f"{path}.role", "must be 'user' or 'assistant'")
+        _expect(_is_one_of(role, _ROLES), f"{path}.role", "must be 'user' or 'assistant' (or 'system')")
         content = message.get("content")
         _expect(content is not None, f"{path}.content", "Field required")
         if isinstance(content, str):

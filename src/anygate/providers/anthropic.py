@@ -37,29 +37,33 @@ def _endpoint(api_base: str | None, path: str) -> str:
 
 
 def _strip_gateway_thinking(request: dict[str, Any]) -> dict[str, Any]:
-    """The request without thinking blocks signed by a gateway (copies only what changes)."""
+    """The request without thinking blocks signed by a gateway (copies only what changes).
+
+    An assistant message left with no content is dropped: Anthropic rejects empty content, and it joins
+    the consecutive user turns that result, as it always does.
+    """
     messages = request["messages"]
     changed: list[Any] | None = None
     for i, message in enumerate(messages):
         content = message.get("content")
         if message.get("role") != "assistant" or not isinstance(content, list):
             continue
-        kept = [
-            block
-            for block in content
-            if not (
-                isinstance(block, dict)
-                and block.get("type") == "thinking"
-                and is_gateway_signature(block.get("signature"))
-            )
-        ]
+        kept = [block for block in content if not _is_gateway_thinking(block)]
         if len(kept) != len(content):
             if changed is None:
                 changed = list(messages)
-            changed[i] = {**message, "content": kept or [{"type": "text", "text": ""}]}
+            changed[i] = {**message, "content": kept} if kept else None
     if changed is None:
         return request
-    return {**request, "messages": changed}
+    return {**request, "messages": [message for message in changed if message is not None]}
+
+
+def _is_gateway_thinking(block: object) -> bool:
+    return (
+        isinstance(block, dict)
+        and block.get("type") == "thinking"
+        and is_gateway_signature(block.get("signature"))
+    )
 
 
 class AnthropicProvider:
