@@ -56,7 +56,7 @@ def draw(results: dict[str, Any], path: Path) -> bool:
     labels = {
         "a": "(a) small\nnon-streaming",
         "b": "(b) small\nstreaming",
-        "c": "(c) Claude Code\n89 KB streaming",
+        "c": "(c) Claude Code\n~90 KB streaming",
         "d": "(d) Anthropic\npassthrough",
     }
     fig, axes = plt.subplots(1, 2, figsize=(13, 5.2))

@@ -132,7 +132,7 @@ def _run_scenario(
         f"upstream {cn['upstream_cpu_ms_per_req']:.3f} ms/req)"
     )
     background = max(c1["background_cores"], cn["background_cores"])
-    if background > 0.1:
+    if background > 0.25:
         log(f"      warning: other processes used {background:.2f} cores during this scenario")
     if c1["errors"] or cn["errors"]:
         log(f"      first failure: {(cn['sample_failure'] or c1['sample_failure'])[:300]!r}")
@@ -320,6 +320,7 @@ def main(argv: list[str] | None = None) -> int:
     (out_dir / "latest.json").write_text(json.dumps(results, indent=2))
     markdown = report.render(results)
     (out_dir / "latest.md").write_text(markdown)
+    (run_dir / "report.md").write_text(markdown)
     chart_path = out_dir / "chart.png"
     if chart.draw(results, chart_path):
         log(f"chart written to {chart_path}")

@@ -68,7 +68,7 @@ def load_scenarios() -> dict[str, Scenario]:
         ),
         "c": Scenario(
             key="c",
-            title="Claude-Code-shaped ~89 KB, streaming, OpenAI upstream",
+            title=f"Claude-Code-shaped {len(payloads.encode(cc)) / 1000:.0f} KB, streaming, OpenAI upstream",
             body=cc,
             stream=True,
             query="?beta=true",
@@ -115,3 +115,5 @@ def slow_stream_body() -> bytes:
 CPU_BUDGET_MS = {"a": 0.4, "b": 0.8, "c": 1.5, "d": 0.3}
 ADDED_LATENCY_BUDGET_MS = {"a": 1.0, "d": 1.0}
 SLOW_STREAMS_RSS_BUDGET_MB = 300.0
+# anygate must cost at least this many times less CPU per request than LiteLLM.
+RATIO_TARGET = 50.0
