@@ -48,6 +48,7 @@ class UpstreamClient:
                 connector=connector,
                 auto_decompress=True,
                 skip_auto_headers=("User-Agent",),
+                cookie_jar=aiohttp.DummyCookieJar(),  # upstream APIs set no cookies worth keeping
                 timeout=aiohttp.ClientTimeout(total=None),
             )
             self._sessions[loop] = session

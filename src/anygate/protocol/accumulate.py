@@ -7,7 +7,6 @@ non-streaming can never disagree.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Iterable
 from typing import Any
 
@@ -41,7 +40,9 @@ class MessageAccumulator:
         if kind == "message_start":
             if self.message is not None:
                 raise StreamOrderError("second message_start")
-            self.message = copy.deepcopy(event["message"])
+            # Copies of exactly what the reducer mutates (this runs on every non-streaming answer, so no
+            # deepcopy): the message, its usage and, per block, the block and its citations.
+            self.message = {**event["message"], "usage": dict(event["message"].get("usage") or {})}
             if self.message.get("content"):
                 raise StreamOrderError("message_start must carry empty content")
             self.message["content"] = []
@@ -56,7 +57,10 @@ class MessageAccumulator:
                 raise StreamOrderError(f"block {index} started while block {self._open_index} is open")
             if index != len(content):
                 raise StreamOrderError(f"block index {index} is not the next position {len(content)}")
-            content.append(copy.deepcopy(event["content_block"]))
+            block = dict(event["content_block"])
+            if isinstance(block.get("citations"), list):
+                block["citations"] = list(block["citations"])
+            content.append(block)
             self._open_index = index
         elif kind == "content_block_delta":
             index = event["index"]
