@@ -87,13 +87,16 @@ def draw(results: dict[str, Any], path: Path) -> bool:
                     f"{v:.3g}", (bar.get_x() + bar.get_width() / 2, v), ha="center", va="bottom", fontsize=8
                 )
         ax.set_yscale("log")
+        # Headroom above the tallest bar so the legend never covers a value label.
+        top = ax.get_ylim()[1]
+        ax.set_ylim(top=top * 6)
         ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
         ax.set_xticks(range(len(keys)))
         ax.set_xticklabels([labels[k] for k in keys], fontsize=9)
         ax.set_title(title, fontsize=11)
         ax.grid(axis="y", which="both", alpha=0.25)
         if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=9)
+            ax.legend(fontsize=9, loc="upper left", ncols=len(gateways))
     m = results["machine"]
     fig.suptitle(f"anygate vs LiteLLM — {m['cores']} cores, {m['cpu']} — {results['started']}", fontsize=11)
     fig.tight_layout()
