@@ -7,6 +7,7 @@ as short as the benchmark wants it (see BENCHMARKS.md).
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import time
@@ -293,4 +294,25 @@ def app_from_environment() -> App:
     from anygate.server.cli import DEFAULT_CONFIG, configure_logging
 
     configure_logging(os.environ.get("ANYGATE_LOG_LEVEL", "info"))
-    return create_app(load_config(os.environ.get("ANYGATE_CONFIG") or DEFAULT_CONFIG))
+    app = create_app(load_config(os.environ.get("ANYGATE_CONFIG") or DEFAULT_CONFIG))
+    tune_garbage_collector()
+    return app
+
+
+GC_THRESHOLDS: Final = (20_000, 50, 1_000)
+"""Collection thresholds of the server process (Python's defaults: 700, 10, 10)."""
+
+
+def tune_garbage_collector() -> None:
+    """Make the cyclic garbage collector run far less often in the server process.
+
+    A request allocates thousands of short-lived containers (a 90 KB Claude Code request parses into
+    ~10,000 dicts and lists), which with the default thresholds triggers collections that walk every
+    long-lived object of the process again and again; profiles showed ~12% of CPU in the collector.
+    Freezing what start-up created and raising the thresholds cut CPU per request by 10-15% on the
+    Claude-Code-shaped benchmark scenario. Nearly all request garbage is freed by reference counting
+    anyway. Only the proxy does this: the SDK never changes the collector of its host process.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
