@@ -12,7 +12,7 @@ import asyncio
 import functools
 import logging
 import os
-import secrets
+import random
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -48,9 +48,14 @@ _PARSE_ERRORS: Final = (ValueError, KeyError, TypeError, AttributeError, IndexEr
 """What translating a malformed upstream answer raises (orjson's decode error is a ValueError)."""
 
 
+_REQUEST_IDS: Final = random.Random()
+"""Request ids need to be unique, not secret: a PRNG seeded from the OS per process, instead of a system
+call for fresh random bytes on every request."""
+
+
 def new_request_id() -> str:
     """A fresh ``req_…`` id (Anthropic's shape), reported in the ``request-id`` header and error bodies."""
-    return "req_" + secrets.token_hex(12)
+    return f"req_{_REQUEST_IDS.getrandbits(96):024x}"
 
 
 @dataclass(slots=True)
@@ -240,15 +245,11 @@ class Gateway:
                 return GatewayResponse(stream=_replay(events, done))
             return GatewayResponse(body=orjson.dumps(accumulate(events)))
         total, first_byte = self._timeouts(deployment)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + (first_byte if stream else total)
         upstream_request = provider.build_request(deployment, request, ctx, stream=stream)
-        response = await self.upstream.send(upstream_request, timeout=first_byte if stream else total)
-        if response.status >= 300:
-            body = await self.upstream.read(response, timeout=max(deadline - loop.time(), 1.0))
-            raise provider.map_error(response.status, response.headers, body)
         if not stream:
-            body = await self.upstream.read(response, timeout=max(deadline - loop.time(), 0.001))
+            status, headers, body = await self.upstream.fetch(upstream_request, timeout=total)
+            if status >= 300:
+                raise provider.map_error(status, headers, body)
             try:
                 answer = GatewayResponse(body=provider.parse_response(body, ctx))
             except _PARSE_ERRORS as exc:
@@ -256,6 +257,12 @@ class Gateway:
             if deployment.tpm is not None:
                 answer.tokens = _usage_tokens(answer.body)
             return answer
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + first_byte
+        response = await self.upstream.send(upstream_request, timeout=first_byte)
+        if response.status >= 300:
+            body = await self.upstream.read(response, timeout=max(deadline - loop.time(), 1.0))
+            raise provider.map_error(response.status, response.headers, body)
         translator = provider.stream_translator(ctx)
         try:
             first = await self._first_bytes(response, translator, max(deadline - loop.time(), 0.001))
@@ -357,10 +364,9 @@ class Gateway:
         if upstream_request is None:
             return provider.count_tokens_locally(deployment, request)
         total, _ = self._timeouts(deployment)
-        response = await self.upstream.send(upstream_request, timeout=total)
-        body = await self.upstream.read(response, timeout=total)
-        if response.status >= 300:
-            raise provider.map_error(response.status, response.headers, body)
+        status, headers, body = await self.upstream.fetch(upstream_request, timeout=total)
+        if status >= 300:
+            raise provider.map_error(status, headers, body)
         try:
             return provider.parse_count_tokens(body, ctx)
         except _PARSE_ERRORS as exc:

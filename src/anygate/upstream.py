@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Final
 
 import aiohttp
@@ -56,6 +56,37 @@ class UpstreamClient:
             await anext(closer)  # now suspended, and known to the loop, which closes it at shutdown
             self._closers[loop] = closer
         return session
+
+    async def fetch(
+        self, request: UpstreamRequest, *, timeout: float
+    ) -> tuple[int, Mapping[str, str], bytes]:
+        """Send and read the whole answer (status, headers, body) within ``timeout`` seconds.
+
+        One timer covers the whole exchange: a non-streaming call is bounded as a whole, and each timer
+        costs a little on every request.
+        """
+        try:
+            async with asyncio.timeout(timeout):
+                session = await self._session()
+                async with session.request(
+                    request.method, request.url, headers=request.headers, data=request.body
+                ) as response:
+                    return response.status, response.headers, await response.read()
+        except TimeoutError:
+            raise GatewayError(
+                504, f"the upstream did not answer within {timeout:g}s", retryable=True
+            ) from None
+        except aiohttp.ClientConnectorError as exc:
+            raise UpstreamUnreachable(
+                f"cannot connect to the upstream: {exc.strerror or type(exc).__name__}"
+            ) from None
+        except aiohttp.ClientError as exc:
+            raise GatewayError(
+                502,
+                f"the upstream connection failed: {type(exc).__name__}",
+                error_type="api_error",
+                retryable=True,
+            ) from None
 
     async def send(self, request: UpstreamRequest, *, timeout: float) -> aiohttp.ClientResponse:
         """Send and wait for the response headers, within ``timeout`` seconds."""
