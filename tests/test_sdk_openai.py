@@ -105,3 +105,21 @@ async def test_errors_are_the_official_exceptions(upstream: FakeUpstream) -> Non
             api_key=UPSTREAM_KEY,
         )
     assert UPSTREAM_KEY not in str(wrong_key.value.body) and "credentials" in str(wrong_key.value.body)
+
+
+async def test_azure_api_version_and_key_header_through_the_sdk(upstream: FakeUpstream) -> None:
+    path = "/openai/deployments/my-gpt/chat/completions"
+    upstream.script(path, Json(recording_to_completion(recording("text"))))
+    message = await anygate.anthropic.messages.acreate(
+        model="azure/my-gpt",
+        messages=HELLO,
+        max_tokens=100,
+        api_base=upstream.url,
+        api_key=UPSTREAM_KEY,
+        api_version="2024-10-21",
+    )
+    assert message.stop_reason == "end_turn"
+    received = upstream.requests_to(path)[0]
+    assert received.query == "api-version=2024-10-21"
+    assert received.headers["api-key"] == UPSTREAM_KEY and "authorization" not in received.headers
+    assert "api_version" not in received.json()

@@ -553,6 +553,8 @@ def deployment_for_model(
     api_base: str | None = None,
     timeout: float | None = None,
     extra_headers: Mapping[str, str] | None = None,
+    api_version: str | None = None,
+    organization: str | None = None,
     env: Mapping[str, str] | None = None,
 ) -> Deployment:
     """A one-off deployment for an SDK call such as ``model="openai/gpt-4o-mini"`` with no config."""
@@ -574,6 +576,8 @@ def deployment_for_model(
         deployment_id=model,
         api_base=api_base,
         api_key=api_key,
+        api_version=api_version,
+        organization=organization,
         timeout=timeout,
         extra_headers=dict(extra_headers or {}),
     )

@@ -47,7 +47,17 @@ _STATUS_TO_EXCEPTION: Final[Mapping[int, type[anthropic.APIStatusError]]] = {
 
 _GATEWAY_URL: Final = "anygate://in-process/v1/messages"
 _SDK_ONLY_KEYS: Final = frozenset(
-    {"api_key", "api_base", "timeout", "extra_headers", "extra_body", "extra_query", "betas"}
+    {
+        "api_key",
+        "api_base",
+        "api_version",
+        "organization",
+        "timeout",
+        "extra_headers",
+        "extra_body",
+        "extra_query",
+        "betas",
+    }
 )
 """Keyword arguments that configure the call rather than form the request body."""
 
@@ -207,6 +217,8 @@ class Messages:
                     api_base=kwargs.get("api_base"),
                     timeout=kwargs.get("timeout"),
                     extra_headers=kwargs.get("extra_headers"),
+                    api_version=kwargs.get("api_version"),
+                    organization=kwargs.get("organization"),
                 )
             ]
         return body, headers, explicit
