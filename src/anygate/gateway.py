@@ -30,7 +30,7 @@ from anygate.protocol.validation import validate_count_tokens_request, validate_
 from anygate.providers.base import CallContext, LocalProvider, Provider, StreamTranslator
 from anygate.providers.registry import PLANNED_PROVIDERS, PROVIDERS
 from anygate.routing.names import ModelNames
-from anygate.routing.retry import AttemptOutcome, run_routed
+from anygate.routing.retry import Attempt, AttemptOutcome, run_routed
 from anygate.routing.router import Router
 from anygate.signing import ThinkingSigner
 from anygate.upstream import UpstreamClient
@@ -201,13 +201,13 @@ class Gateway:
             signer=self.signer,
         )
 
-    async def _routed(self, model: str, explicit: list[Deployment] | None, attempt: Any) -> GatewayResponse:
-        response = await run_routed(
+    async def _routed(
+        self, model: str, explicit: list[Deployment] | None, attempt: Attempt[GatewayResponse]
+    ) -> GatewayResponse:
+        return await run_routed(
             model, names=self.names, router=self.router, settings=self.config.router, attempt=attempt,
             explicit=explicit,
         )  # fmt: skip
-        assert isinstance(response, GatewayResponse)
-        return response
 
     def _provider(self, deployment: Deployment) -> Provider | LocalProvider:
         provider = PROVIDERS.get(deployment.provider)

@@ -16,7 +16,7 @@ import random
 import time
 from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass, field
-from typing import Final, Protocol
+from typing import Final, Protocol, TypeVar
 
 from anygate.config import RouterSettings
 from anygate.deployment import Deployment
@@ -53,12 +53,6 @@ class AttemptOutcome(Protocol):
     def __call__(self, failure: GatewayError | None, *, tokens: int = 0, abandoned: bool = False) -> None: ...
 
 
-class Attempt(Protocol):
-    """One try on one deployment; streams call ``done`` when they end."""
-
-    def __call__(self, deployment: Deployment, done: AttemptOutcome) -> Awaitable[Routed]: ...
-
-
 class Routed(Protocol):
     """What an attempt returns: the routing loop adds the headers that say who served it."""
 
@@ -67,6 +61,16 @@ class Routed(Protocol):
 
     @property
     def streaming(self) -> bool: ...
+
+
+R = TypeVar("R", bound=Routed)
+R_co = TypeVar("R_co", bound=Routed, covariant=True)
+
+
+class Attempt(Protocol[R_co]):
+    """One try on one deployment; streams call ``done`` when they end."""
+
+    def __call__(self, deployment: Deployment, done: AttemptOutcome) -> Awaitable[R_co]: ...
 
 
 class _Outcome:
@@ -109,9 +113,9 @@ async def run_routed(
     names: ModelNames,
     router: Router,
     settings: RouterSettings,
-    attempt: Attempt,
+    attempt: Attempt[R],
     explicit: list[Deployment] | None = None,
-) -> Routed:
+) -> R:
     """Serve ``model`` through its group, retries and fallbacks; raise the last error when all fail."""
     group = model if explicit is not None else names.group_name(model)
     if group is None:
@@ -139,8 +143,8 @@ async def run_routed(
 
 
 async def _try_group(
-    deployments: list[Deployment], attempt: Attempt, tries: _Tries, router: Router, num_retries: int
-) -> Routed | GatewayError:
+    deployments: list[Deployment], attempt: Attempt[R], tries: _Tries, router: Router, num_retries: int
+) -> R | GatewayError:
     error: GatewayError | None = None
     health = router.health
     for retry in range(num_retries + 1):
