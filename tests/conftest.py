@@ -8,6 +8,7 @@ from pathlib import Path
 
 import anthropic
 import pytest
+from hypothesis import settings
 
 from tests.fakes.gateway_server import GatewayServer
 from tests.fakes.upstream import FakeUpstream
@@ -16,6 +17,12 @@ SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 RECORDINGS = SHARED / "recordings"
 SPECS = SHARED / "specs"
 os.environ.setdefault("TIKTOKEN_CACHE_DIR", str(SHARED / "tokenizers"))
+
+# Property tests explore the same examples on every run (the suite is deterministic) and leave no
+# example database behind; explore with fresh randomness by running with HYPOTHESIS_PROFILE=explore.
+settings.register_profile("deterministic", derandomize=True, database=None)
+settings.register_profile("explore", derandomize=False, database=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "deterministic"))
 
 MASTER_KEY = "sk-test-master-key"
 UPSTREAM_KEY = "sk-upstream-secret-key-123"

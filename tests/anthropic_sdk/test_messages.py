@@ -379,3 +379,37 @@ def test_gateway_from_config_sync(
             assert [e.type for e in stream] == _expected_event_types(BASIC_STREAM)
     finally:
         gateway.close()
+
+
+async def test_answers_go_back_as_they_are_and_wide_integers_become_floats_as_over_http() -> None:
+    """The official client lets an answer's ``content`` (model objects) go into the next request; so does
+    anygate's. Integers wider than 64 bits arrive as floats, as they do after the proxy parses JSON."""
+    tools = [{"name": "lookup", "input_schema": {"type": "object", "properties": {"n": {"type": "integer"}}}}]
+    first = await anygate.anthropic.messages.acreate(
+        model="mock/m", max_tokens=100, tools=tools, messages=[{"role": "user", "content": "lookup please"}]
+    )
+    assert first.content[-1].type == "tool_use"
+    second = await anygate.anthropic.messages.acreate(
+        model="mock/m",
+        max_tokens=100,
+        tools=tools,
+        messages=(
+            {"role": "user", "content": "lookup please"},
+            {"role": "assistant", "content": first.content},
+            {
+                "role": "user",
+                "content": [{"type": "tool_result", "tool_use_id": first.content[-1].id, "content": "found"}],
+            },
+        ),
+        metadata={"user_id": "u"},
+        extra_body={"big": 2**70},
+    )
+    assert "lookup returned: found" in second.content[0].text
+
+
+async def test_a_value_that_is_not_json_is_a_bad_request() -> None:
+    with pytest.raises(anthropic.BadRequestError) as caught:
+        await anygate.anthropic.messages.acreate(
+            model="mock/m", max_tokens=10, messages=[{"role": "user", "content": object()}]
+        )
+    assert "not valid JSON" in caught.value.message

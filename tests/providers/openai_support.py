@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -81,12 +82,16 @@ def anthropic_validator(schema_name: str) -> jsonschema.protocols.Validator:
     return _validator("anthropic-openapi.json", schema_name, _defaults_not_required)
 
 
+OPENAI_FUNCTION_NAME = re.compile(r"[a-zA-Z0-9_-]{1,64}")
+"""OpenAI's documented rule for function names."""
+
+
 def assert_valid_chat_request(body: dict[str, Any]) -> None:
     """The body satisfies CreateChatCompletionRequest, and function names satisfy OpenAI's rule."""
     openai_request_validator().validate(body)
     for tool in body.get("tools") or []:
         name = tool["function"]["name"]
-        assert 1 <= len(name) <= 64 and name.replace("_", "").replace("-", "").isalnum(), name
+        assert OPENAI_FUNCTION_NAME.fullmatch(name), name
 
 
 def assert_valid_events(events: Iterable[dict[str, Any]]) -> dict[str, Any]:

@@ -393,11 +393,14 @@ _tool_result = st.fixed_dictionaries(
     }
 )
 _user_content = st.one_of(_text, st.lists(st.one_of(_text_block, _image, _doc, _tool_result), max_size=4))
+# Integers stay within 64 bits: both entry points (the proxy's JSON parser and the SDK's body
+# normalisation) turn wider ones into floats before a translator sees them.
+_json_int = st.integers(-(2**63), 2**64 - 1)
 _tool_use = st.builds(
     lambda i, name, value: {"type": "tool_use", "id": f"toolu_{i}", "name": name, "input": {"v": value}},
     st.integers(0, 99),
     _name,
-    st.one_of(st.integers(), _text, st.none()),
+    st.one_of(_json_int, _text, st.none()),
 )
 _thinking = st.fixed_dictionaries(
     {"type": st.just("thinking"), "thinking": _text, "signature": st.just("anygate.v1.x")}

@@ -8,14 +8,16 @@ official SDK's exception classes, so ``except anthropic.RateLimitError`` works t
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import anthropic
 import httpx2
 import orjson
+import pydantic
 from anthropic._models import construct_type  # the official client's own response constructor
 from anthropic.types import Message, MessageTokensCount, RawMessageStreamEvent
 
@@ -188,6 +190,36 @@ class EventStream:
         self.close()
 
 
+def _jsonable(value: object) -> object:
+    """orjson's hook for what it cannot serialize itself: the official SDK's models, as the official
+    client sends them (so an answer's ``content`` can go straight back into the next request)."""
+    if isinstance(value, pydantic.BaseModel):
+        return value.model_dump(mode="json", by_alias=True, exclude_unset=True)
+    if isinstance(value, Iterable) and not isinstance(value, str | bytes | Mapping):
+        return list(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def as_json_body(body: dict[str, Any]) -> dict[str, Any]:
+    """The keyword arguments of a call as the JSON the proxy would receive for them.
+
+    SDK callers pass Python objects (models, tuples, integers wider than 64 bits); one round trip makes
+    the in-process path see exactly what the proxy sees after parsing a request, where such integers
+    become floats. Anything that is not JSON is a 400, as it would be over HTTP.
+    """
+    try:
+        try:
+            parsed = orjson.loads(orjson.dumps(body, default=_jsonable))
+        except TypeError as exc:
+            if "64-bit" not in str(exc):
+                raise
+            parsed = orjson.loads(json.dumps(body, default=_jsonable))
+    except (TypeError, ValueError) as exc:
+        raise client_fault(exc) or GatewayError(400, f"the request is not valid JSON: {exc}") from None
+    assert isinstance(parsed, dict)
+    return parsed
+
+
 class Messages:
     """``messages.*`` bound to one gateway."""
 
@@ -200,6 +232,7 @@ class Messages:
         extra_body = kwargs.get("extra_body")
         if extra_body:
             body.update(extra_body)
+        body = as_json_body(body)
         headers = {str(k).lower(): str(v) for k, v in (kwargs.get("extra_headers") or {}).items()}
         betas = kwargs.get("betas")
         if betas:
