@@ -33,7 +33,7 @@ from anygate.routing.names import ModelNames
 from anygate.routing.retry import Attempt, AttemptOutcome, run_routed
 from anygate.routing.router import Router
 from anygate.signing import ThinkingSigner
-from anygate.upstream import UpstreamClient
+from anygate.upstream import UpstreamClient, connection_failed
 
 if TYPE_CHECKING:
     from anygate.anthropic.messages import Messages
@@ -290,7 +290,7 @@ class Gateway:
                 504, f"the upstream sent nothing within {timeout:g}s", retryable=True
             ) from None
         except aiohttp.ClientError as exc:
-            raise _connection_failed(exc) from None
+            raise connection_failed(exc) from None
         except _PARSE_ERRORS as exc:
             raise _malformed("stream", exc) from None
 
@@ -341,7 +341,7 @@ class Gateway:
         except GatewayError as exc:
             failure = exc
         except aiohttp.ClientError as exc:
-            failure = _connection_failed(exc)
+            failure = connection_failed(exc)
         except _PARSE_ERRORS as exc:
             failure = _malformed("stream", exc)
         finally:
@@ -398,12 +398,6 @@ def _malformed(what: str, exc: BaseException) -> GatewayError:
         f"the upstream sent a malformed {what} ({type(exc).__name__})",
         error_type="api_error",
         retryable=True,
-    )
-
-
-def _connection_failed(exc: BaseException) -> GatewayError:
-    return GatewayError(
-        502, f"the upstream connection failed: {type(exc).__name__}", error_type="api_error", retryable=True
     )
 
 

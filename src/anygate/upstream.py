@@ -10,8 +10,9 @@ SDK users who never call ``aclose`` leak no connections and see no "unclosed ses
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import weakref
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Final
 
 import aiohttp
@@ -65,69 +66,29 @@ class UpstreamClient:
         One timer covers the whole exchange: a non-streaming call is bounded as a whole, and each timer
         costs a little on every request.
         """
-        try:
+        with transport_failures(timeout):
             async with asyncio.timeout(timeout):
                 session = await self._session()
                 async with session.request(
                     request.method, request.url, headers=request.headers, data=request.body
                 ) as response:
                     return response.status, response.headers, await response.read()
-        except TimeoutError:
-            raise GatewayError(
-                504, f"the upstream did not answer within {timeout:g}s", retryable=True
-            ) from None
-        except aiohttp.ClientConnectorError as exc:
-            raise UpstreamUnreachable(
-                f"cannot connect to the upstream: {exc.strerror or type(exc).__name__}"
-            ) from None
-        except aiohttp.ClientError as exc:
-            raise GatewayError(
-                502,
-                f"the upstream connection failed: {type(exc).__name__}",
-                error_type="api_error",
-                retryable=True,
-            ) from None
 
     async def send(self, request: UpstreamRequest, *, timeout: float) -> aiohttp.ClientResponse:
-        """Send and wait for the response headers, within ``timeout`` seconds."""
-        try:
+        """Send and wait for the response headers (a stream's body is read by the caller)."""
+        with transport_failures(timeout):
             async with asyncio.timeout(timeout):
                 session = await self._session()
                 return await session.request(
                     request.method, request.url, headers=request.headers, data=request.body
                 )
-        except TimeoutError:
-            raise GatewayError(
-                504, f"the upstream did not answer within {timeout:g}s", retryable=True
-            ) from None
-        except aiohttp.ClientConnectorError as exc:
-            raise UpstreamUnreachable(
-                f"cannot connect to the upstream: {exc.strerror or type(exc).__name__}"
-            ) from None
-        except aiohttp.ClientError as exc:
-            raise GatewayError(
-                502,
-                f"the upstream connection failed: {type(exc).__name__}",
-                error_type="api_error",
-                retryable=True,
-            ) from None
 
     async def read(self, response: aiohttp.ClientResponse, *, timeout: float) -> bytes:
         """The whole body, within ``timeout`` seconds."""
         try:
-            async with asyncio.timeout(timeout):
-                return await response.read()
-        except TimeoutError:
-            raise GatewayError(
-                504, f"the upstream did not finish its answer within {timeout:g}s", retryable=True
-            ) from None
-        except aiohttp.ClientError as exc:
-            raise GatewayError(
-                502,
-                f"the upstream connection failed: {type(exc).__name__}",
-                error_type="api_error",
-                retryable=True,
-            ) from None
+            with transport_failures(timeout):
+                async with asyncio.timeout(timeout):
+                    return await response.read()
         finally:
             response.release()
 
@@ -152,3 +113,26 @@ class UpstreamUnreachable(GatewayError):
 
     def __init__(self, message: str) -> None:
         super().__init__(502, message, error_type="api_error", retryable=True)
+
+
+@contextlib.contextmanager
+def transport_failures(timeout: float) -> Iterator[None]:
+    """Turn timeouts and transport errors into the gateway errors routing understands: 504 for a
+    timeout, :class:`UpstreamUnreachable` for a refused connection, 502 for a broken one."""
+    try:
+        yield
+    except TimeoutError:
+        raise GatewayError(504, f"the upstream did not answer within {timeout:g}s", retryable=True) from None
+    except aiohttp.ClientConnectorError as exc:
+        raise UpstreamUnreachable(
+            f"cannot connect to the upstream: {exc.strerror or type(exc).__name__}"
+        ) from None
+    except aiohttp.ClientError as exc:
+        raise connection_failed(exc) from None
+
+
+def connection_failed(exc: BaseException) -> GatewayError:
+    """A connection to the upstream broke: retryable, reported as an ``api_error``."""
+    return GatewayError(
+        502, f"the upstream connection failed: {type(exc).__name__}", error_type="api_error", retryable=True
+    )
