@@ -35,6 +35,14 @@ def upstream() -> Iterator[FakeUpstream]:
     fake.stop()
 
 
+@pytest.fixture(scope="module")
+def shared_upstream() -> Iterator[FakeUpstream]:
+    """One fake upstream for a whole test module (tests ``reset()`` or re-script it as they need)."""
+    fake = FakeUpstream().start()
+    yield fake
+    fake.stop()
+
+
 @pytest.fixture
 def serve() -> Iterator[Callable[[str], GatewayServer]]:
     """``serve(config_yaml)`` starts a gateway on that config; all are stopped after the test."""

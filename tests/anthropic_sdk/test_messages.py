@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import gc
-from collections.abc import Iterator
 from pathlib import Path
 
 import anthropic
@@ -32,13 +31,6 @@ UPSTREAM_MESSAGE = {
     "stop_sequence": None,
     "usage": {"input_tokens": 9, "output_tokens": 4},
 }
-
-
-@pytest.fixture(scope="module")
-def shared_upstream() -> Iterator[FakeUpstream]:
-    fake = FakeUpstream().start()
-    yield fake
-    fake.stop()
 
 
 @pytest.fixture

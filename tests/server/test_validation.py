@@ -30,13 +30,6 @@ OK_MESSAGE = {
 
 
 @pytest.fixture(scope="module")
-def shared_upstream() -> Iterator[FakeUpstream]:
-    fake = FakeUpstream().start()
-    yield fake
-    fake.stop()
-
-
-@pytest.fixture(scope="module")
 def gateway(shared_upstream: FakeUpstream) -> Iterator[GatewayServer]:
     server = GatewayServer(
         f"""
