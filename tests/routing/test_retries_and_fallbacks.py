@@ -260,3 +260,12 @@ def test_a_cooled_down_group_is_still_tried(serve: Serve, upstreams: Upstreams) 
         ask(server)
     assert server.gateway.router.health.cooling("only")
     assert ask(server).content[0].text == "back"  # type: ignore[union-attr]
+
+
+def test_router_retry_after_sets_the_least_wait_before_a_retry(serve: Serve, upstreams: Upstreams) -> None:
+    fake = upstreams()
+    fake.script(MESSAGES, Json(error("api_error", "boom"), status=500), Json(message("ok")))
+    server = serve(config(deployment("m", fake.url, "only"), router="  retry_after: 0.7\n"))
+    started = time.monotonic()
+    assert ask(server).content[0].text == "ok"  # type: ignore[union-attr]
+    assert time.monotonic() - started >= 0.7

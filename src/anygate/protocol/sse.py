@@ -46,11 +46,6 @@ class SSEDecoder:
         self._event: str | None = None
         self._data: list[str] = []
 
-    @property
-    def at_boundary(self) -> bool:
-        """True when no partial frame is pending, so bytes may be inserted between frames."""
-        return not self._buffer and not self._data and self._event is None
-
     def feed(self, chunk: bytes) -> list[SSEFrame]:
         """Consume a network chunk and return the frames it completed."""
         buffer = self._buffer + chunk if self._buffer else chunk

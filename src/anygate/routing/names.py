@@ -25,7 +25,6 @@ from anygate.deployment import Deployment
 class _Pattern:
     name: str
     regex: re.Pattern[str]
-    literal_chars: int
     deployments: tuple[Deployment, ...]
 
 
@@ -69,9 +68,7 @@ class ModelNames:
             else:
                 self.exact.setdefault(name, []).append(deployment)
         ranked = sorted(order, key=lambda n: -sum(1 for c in n if c not in "*?"))
-        self.patterns = tuple(
-            _Pattern(n, _compile(n), sum(1 for c in n if c not in "*?"), tuple(patterns[n])) for n in ranked
-        )
+        self.patterns = tuple(_Pattern(n, _compile(n), tuple(patterns[n])) for n in ranked)
 
     def group_name(self, model: str) -> str | None:
         """The model group that serves ``model`` (its own name, or the pattern's), or None."""

@@ -131,7 +131,7 @@ async def run_routed(
             deployments = names.deployments(current)
         if not deployments:
             continue
-        outcome = await _try_group(deployments, attempt, tries, router, settings.num_retries)
+        outcome = await _try_group(deployments, attempt, tries, router, settings)
         if not isinstance(outcome, GatewayError):
             return outcome
         error = outcome
@@ -143,18 +143,22 @@ async def run_routed(
 
 
 async def _try_group(
-    deployments: list[Deployment], attempt: Attempt[R], tries: _Tries, router: Router, num_retries: int
+    deployments: list[Deployment],
+    attempt: Attempt[R],
+    tries: _Tries,
+    router: Router,
+    settings: RouterSettings,
 ) -> R | GatewayError:
     error: GatewayError | None = None
     health = router.health
-    for retry in range(num_retries + 1):
+    for retry in range(settings.num_retries + 1):
         try:
             deployment = router.order(deployments, tries.tried)[0]
         except GatewayError as exc:  # every deployment is at its rate limit
             return exc
         deployment_id = deployment.deployment_id
         if error is not None and deployment_id in tries.tried:
-            wait = backoff_seconds(retry, error)
+            wait = backoff_seconds(retry, error, minimum=settings.retry_after)
             if wait is None:
                 return error
             await asyncio.sleep(wait)
@@ -194,14 +198,15 @@ def fallbacks_for(settings: RouterSettings, group: str, error: GatewayError) -> 
     return ()
 
 
-def backoff_seconds(retry: int, error: GatewayError) -> float | None:
+def backoff_seconds(retry: int, error: GatewayError, *, minimum: float = 0.0) -> float | None:
     """Seconds to wait before retrying the same deployment: exponential with jitter, never sooner than
-    the upstream's ``retry-after``; None when that is too long to wait out."""
+    the upstream's ``retry-after`` nor ``router_settings.retry_after``; None when the upstream asks for
+    longer than is worth waiting out."""
     hinted = retry_after_seconds(error.headers)
     if hinted is not None and hinted > MAX_RETRY_WAIT:
         return None
     delay = min(BACKOFF_MAX, BACKOFF_BASE * 2.0 ** (retry - 1)) * random.uniform(0.5, 1.0)
-    return max(delay, hinted or 0.0)
+    return max(delay, hinted or 0.0, minimum)
 
 
 def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
