@@ -13,7 +13,7 @@ import functools
 import logging
 import os
 import random
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
@@ -242,7 +242,7 @@ class Gateway:
         if isinstance(provider, LocalProvider):
             events = provider.answer(deployment, request, ctx)
             if stream:
-                return GatewayResponse(stream=_replay(events, done))
+                return GatewayResponse(stream=ReleasingStream(_replay(events, done), _abandon(done)))
             return GatewayResponse(body=orjson.dumps(accumulate(events)))
         total, first_byte = self._timeouts(deployment)
         upstream_request = provider.build_request(deployment, request, ctx, stream=stream)
@@ -269,7 +269,8 @@ class Gateway:
         except BaseException:
             response.close()
             raise
-        return GatewayResponse(stream=self._relay(response, translator, first, ctx.request_id, done))
+        relay = self._relay(response, translator, first, ctx.request_id, done)
+        return GatewayResponse(stream=ReleasingStream(relay, _abandon(done, response)))
 
     async def _first_bytes(
         self, response: aiohttp.ClientResponse, translator: StreamTranslator, timeout: float
@@ -301,7 +302,7 @@ class Gateway:
         first: bytes,
         request_id: str,
         done: AttemptOutcome,
-    ) -> AsyncIterator[bytes]:
+    ) -> AsyncGenerator[bytes, None]:
         """Translate the rest of an upstream stream. Pings fill silences; any failure ends the stream with
         an ``event: error`` frame, never with a clean-looking end."""
         general = self.config.general
@@ -401,7 +402,45 @@ def _malformed(what: str, exc: BaseException) -> GatewayError:
     )
 
 
-async def _replay(events: list[dict[str, Any]], done: AttemptOutcome) -> AsyncIterator[bytes]:
+class ReleasingStream:
+    """An answer's byte stream whose ``aclose()`` releases the upstream even if it was never iterated.
+
+    An async generator closed before its first step never runs its ``finally``; a client that leaves
+    between the gateway's answer and the first byte sent would otherwise keep the upstream connection
+    open and the deployment's in-flight count raised.
+    """
+
+    __slots__ = ("_abandon", "_chunks", "_started")
+
+    def __init__(self, chunks: AsyncGenerator[bytes, None], abandon: Callable[[], None]) -> None:
+        self._chunks = chunks
+        self._abandon = abandon
+        self._started = False
+
+    def __aiter__(self) -> ReleasingStream:
+        return self
+
+    async def __anext__(self) -> bytes:
+        self._started = True
+        return await self._chunks.__anext__()
+
+    async def aclose(self) -> None:
+        if not self._started:
+            self._started = True
+            self._abandon()
+        await self._chunks.aclose()
+
+
+def _abandon(done: AttemptOutcome, response: aiohttp.ClientResponse | None = None) -> Callable[[], None]:
+    def abandon() -> None:
+        if response is not None:
+            response.close()
+        done(None, abandoned=True)
+
+    return abandon
+
+
+async def _replay(events: list[dict[str, Any]], done: AttemptOutcome) -> AsyncGenerator[bytes, None]:
     """A local answer as an SSE stream: one frame per event, yielding to the loop between frames."""
     try:
         for event in events:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 
 import anthropic
 import pytest
 
+import anygate
+from anygate.config import parse_config
 from tests.conftest import sdk_client
 from tests.fakes.anthropic_answers import error, message, stream_frames
 from tests.fakes.gateway_server import GatewayServer
@@ -269,3 +272,25 @@ def test_router_retry_after_sets_the_least_wait_before_a_retry(serve: Serve, ups
     started = time.monotonic()
     assert ask(server).content[0].text == "ok"  # type: ignore[union-attr]
     assert time.monotonic() - started >= 0.7
+
+
+async def test_a_stream_closed_before_its_first_read_releases_the_upstream(upstreams: Upstreams) -> None:
+    """The client may leave between the gateway's answer and the first byte it sends."""
+    fake = upstreams()
+    fake.script(MESSAGES, Sse(stream_frames("x" * 200, pieces=100), pause=0.2))
+    gateway = anygate.Gateway(parse_config(config(deployment("m", fake.url, "only"))))
+    try:
+        response = await gateway.create_message(
+            {"model": "m", "max_tokens": 5, "messages": HELLO, "stream": True}
+        )
+        assert gateway.router.health.get("only").in_flight == 1
+        assert response.stream is not None
+        await response.stream.aclose()  # type: ignore[attr-defined]
+        assert gateway.router.health.get("only").in_flight == 0
+        for _ in range(75):
+            if fake.cancelled:
+                break
+            await asyncio.sleep(0.02)
+        assert fake.cancelled == [MESSAGES]
+    finally:
+        await gateway.aclose()

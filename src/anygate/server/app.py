@@ -262,9 +262,19 @@ async def _no_receive() -> Message:
 
 
 async def _until_disconnect(receive: Receive, work: Awaitable[GatewayResponse]) -> GatewayResponse:
-    """Run ``work``, abandoning it (and its upstream request) if the client disconnects."""
-    async with DisconnectGuard(receive):
-        return await work
+    """Run ``work``, abandoning it (and its upstream request) if the client disconnects, including when
+    it leaves just after ``work`` produced a stream that nobody will read."""
+    response: GatewayResponse | None = None
+    try:
+        async with DisconnectGuard(receive):
+            response = await work
+            return response
+    except ClientDisconnected:
+        if response is not None and response.stream is not None:
+            closer = getattr(response.stream, "aclose", None)
+            if closer is not None:
+                await closer()
+        raise
 
 
 def _uncancel() -> None:
