@@ -13,27 +13,18 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import MASTER_KEY, UPSTREAM_KEY
+from tests.fakes.anthropic_answers import message
 from tests.fakes.gateway_server import GatewayServer
 from tests.fakes.upstream import FakeUpstream, Json
 from tests.rawhttp import send
 
 HEADERS = {"x-api-key": MASTER_KEY, "anthropic-version": "2023-06-01"}
-OK = {
-    "id": "msg_1",
-    "type": "message",
-    "role": "assistant",
-    "model": "m",
-    "content": [{"type": "text", "text": "ok"}],
-    "stop_reason": "end_turn",
-    "stop_sequence": None,
-    "usage": {"input_tokens": 1, "output_tokens": 1},
-}
 
 
 @pytest.fixture(scope="module")
 def gateway() -> Iterator[GatewayServer]:
     fake = FakeUpstream().start()
-    fake.script("/v1/messages", Json(OK))
+    fake.script("/v1/messages", Json(message("ok")))
     fake.script("/v1/messages/count_tokens", Json({"input_tokens": 1}))
     server = GatewayServer(
         f"""

@@ -11,22 +11,13 @@ from typing import Any
 import pytest
 
 from tests.conftest import MASTER_KEY, UPSTREAM_KEY
+from tests.fakes.anthropic_answers import message
 from tests.fakes.gateway_server import GatewayServer
 from tests.fakes.upstream import FakeUpstream, Json
 from tests.rawhttp import assert_error, send
 
 HEADERS = {"x-api-key": MASTER_KEY, "anthropic-version": "2023-06-01"}
 HELLO = [{"role": "user", "content": "Hello"}]
-OK_MESSAGE = {
-    "id": "msg_1",
-    "type": "message",
-    "role": "assistant",
-    "model": "m",
-    "content": [{"type": "text", "text": "ok"}],
-    "stop_reason": "end_turn",
-    "stop_sequence": None,
-    "usage": {"input_tokens": 1, "output_tokens": 1},
-}
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +40,7 @@ router_settings:
 @pytest.fixture
 def upstream(shared_upstream: FakeUpstream) -> FakeUpstream:
     shared_upstream.reset()
-    shared_upstream.script("/v1/messages", Json(OK_MESSAGE))
+    shared_upstream.script("/v1/messages", Json(message("ok")))
     shared_upstream.script("/v1/messages/count_tokens", Json({"input_tokens": 3}))
     return shared_upstream
 
