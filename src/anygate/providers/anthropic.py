@@ -152,18 +152,13 @@ class AnthropicProvider:
 class PassthroughStream:
     """Relays an Anthropic stream unchanged while watching it for usage and a proper end."""
 
-    __slots__ = ("_decoder", "_ended", "_pending", "_started", "usage")
+    __slots__ = ("_decoder", "_ended", "_pending", "usage")
 
     def __init__(self) -> None:
         self._decoder = SSEDecoder()
         self._ended = False
-        self._started = False
         self._pending = b""
         self.usage: dict[str, int] = {}
-
-    @property
-    def started(self) -> bool:
-        return self._started
 
     def feed(self, chunk: bytes) -> bytes:
         """Relay everything up to the last complete frame; hold back only a trailing partial frame, so
@@ -177,7 +172,6 @@ class PassthroughStream:
             self._pending = data
             return b""
         self._pending = data[cut:]
-        self._started = True
         return data[:cut] if self._pending else data
 
     def finish(self) -> bytes:

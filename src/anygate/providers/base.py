@@ -68,11 +68,6 @@ class StreamTranslator(Protocol):
         ...
 
     @property
-    def started(self) -> bool:
-        """True once any bytes were produced for the client (after which nothing may be retried)."""
-        ...
-
-    @property
     def usage(self) -> dict[str, int]:
         """Token usage seen so far, for accounting and logs."""
         ...
