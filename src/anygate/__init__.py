@@ -1,7 +1,8 @@
 """anygate: use any LLM through the Anthropic Messages API.
 
 Two faces over one core: the in-process SDK (``anygate.anthropic.messages.acreate``) and the proxy server
-(``anygate --config config.yaml``). Both run every request through :class:`anygate.gateway.Gateway`.
+(``anygate --config config.yaml``). Both run every request through :class:`anygate.gateway.Gateway`;
+``anygate.Gateway`` is that gateway with the SDK's ``messages`` surface on it.
 
 ``anygate.anthropic`` is imported on first use: it loads the official ``anthropic`` SDK (its types and
 exceptions), which the proxy itself never needs and which takes about a second to import.
@@ -11,8 +12,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from anygate.gateway import Gateway
 from anygate.protocol.errors import GatewayError
+from anygate.sdk import Gateway
 
 if TYPE_CHECKING:
     from anygate import anthropic

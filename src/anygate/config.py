@@ -12,6 +12,7 @@ import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any, Final
 
@@ -19,7 +20,7 @@ import yaml
 
 from anygate.deployment import Deployment
 from anygate.protocol.errors import GatewayError
-from anygate.providers.registry import PLANNED_PROVIDERS, PROVIDERS, default_api_key_env, split_model
+from anygate.providers.registry import PLANNED_PROVIDERS, SPECS, ParamError, default_api_key_env, split_model
 
 log = logging.getLogger("anygate.config")
 
@@ -216,8 +217,17 @@ _LITELLM_ONLY_KEYS: Final[Mapping[str, frozenset[str]]] = {
     ),
 }
 
+MASTER_KEY_ENV: Final = "ANYGATE_MASTER_KEY"
+"""Overrides ``general_settings.master_key``; resolved here, once, for the server, the CLI and signing."""
+DEFAULT_CONFIG: Final = str(resources.files("anygate") / "default_config.yaml")
+"""The built-in config: the mock model as ``anthropic-claude``, master key ``sk-1234``."""
 DEFAULT_MAX_REQUEST_SIZE_MB: Final = 32.0
 DEFAULT_PING_INTERVAL: Final = 10.0
+
+
+def master_key_from_environment(env: Mapping[str, str] | None = None) -> str | None:
+    """The master key that ``ANYGATE_MASTER_KEY`` sets (it overrides the config's)."""
+    return (os.environ if env is None else env).get(MASTER_KEY_ENV) or None
 
 
 class ConfigError(ValueError):
@@ -393,6 +403,7 @@ class _Loader:
         master_key = section.get("master_key")
         if master_key is not None and not isinstance(master_key, str):
             raise self.fail((*path, "master_key"), "must be a string")
+        master_key = master_key_from_environment(self.env) or master_key
         return GeneralSettings(
             master_key=master_key or None,
             max_request_size_mb=self._number(
@@ -482,24 +493,35 @@ class _Loader:
             raise self.fail((*path, "model_name"), "required: the name clients ask for")
         label = f"model_list entry {model_name!r}"
         params_path: Path_ = (*path, "litellm_params")
-        params = self.check_keys(entry.get("litellm_params"), params_path, _PARAM_KEYS, "litellm_params")
-        params = self.resolve(params, params_path, label)
-        model = params.get("model")
+        raw_params = entry.get("litellm_params")
+        if not isinstance(raw_params, dict):
+            raise self.fail(params_path, "must be a mapping")
+        model = raw_params.get("model")
         if not isinstance(model, str) or not model:
             raise self.fail((*params_path, "model"), f"required in {label}: '<provider>/<upstream model>'")
-        custom = params.get("custom_llm_provider")
+        custom = raw_params.get("custom_llm_provider")
         split = (custom, model.removeprefix(f"{custom}/")) if isinstance(custom, str) else split_model(model)
         if split is None:
             raise self.fail(
                 (*params_path, "model"),
                 f"cannot tell the provider of {model!r} in {label}: write it as '<provider>/<model>' "
-                f"(providers: {', '.join(sorted(PROVIDERS))})",
+                f"(providers: {', '.join(sorted(SPECS))})",
             )
         provider, upstream_model = split
-        if provider not in PROVIDERS and provider not in PLANNED_PROVIDERS:
+        spec = SPECS.get(provider)
+        if spec is None and provider not in PLANNED_PROVIDERS:
             raise self.fail((*params_path, "model"), f"unknown provider {provider!r} in {label}")
-        if provider in PLANNED_PROVIDERS:
+        if spec is None:
             log.warning("%s: provider %r is not supported yet; requests to it will fail", label, provider)
+        owned = spec.param_keys if spec is not None else frozenset()
+        params = self.check_keys(raw_params, params_path, _PARAM_KEYS | owned, "litellm_params")
+        params = self.resolve(params, params_path, label)
+        provider_params = {key: params[key] for key in owned if key in params}
+        if spec is not None and spec.check_params is not None:
+            try:
+                spec.check_params(provider_params)
+            except ParamError as exc:
+                raise self.fail((*params_path, exc.key), str(exc)) from None
         model_info = entry.get("model_info") or {}
         if not isinstance(model_info, dict):
             raise self.fail((*path, "model_info"), "must be a mapping")
@@ -536,6 +558,7 @@ class _Loader:
             tpm=params.get("tpm"),
             weight=self._optional_number(params, params_path, "weight"),
             model_info=model_info,
+            params=provider_params,
         )
 
 
@@ -559,11 +582,11 @@ def deployment_for_model(
 ) -> Deployment:
     """A one-off deployment for an SDK call such as ``model="openai/gpt-4o-mini"`` with no config."""
     split = split_model(model)
-    if split is None or split[0] not in PROVIDERS:
+    if split is None or split[0] not in SPECS:
         raise GatewayError(
             404,
             f"cannot route model {model!r}: write it as '<provider>/<model>' "
-            f"(providers: {', '.join(sorted(PROVIDERS))})",
+            f"(providers: {', '.join(sorted(SPECS))})",
         )
     provider, upstream_model = split
     environ = os.environ if env is None else env

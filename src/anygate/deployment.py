@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 
@@ -16,6 +16,7 @@ class Deployment:
         provider: the provider key (``openai``, ``anthropic``, ``mock``, …).
         upstream_model: the model name sent upstream (``*`` for a pattern entry: the matched part).
         deployment_id: a stable id for logs, headers and health (``model_info.id`` when given).
+        api_key: the configured key (or the provider's environment variable); never logged.
     """
 
     model_name: str
@@ -34,24 +35,9 @@ class Deployment:
     tpm: int | None = None
     weight: float | None = None
     model_info: Mapping[str, Any] = field(default_factory=dict)
+    params: Mapping[str, Any] = field(default_factory=dict)
+    """The ``litellm_params`` its provider owns (``ProviderSpec.param_keys``), checked at load time."""
 
     def with_upstream_model(self, upstream_model: str) -> Deployment:
         """A copy that sends ``upstream_model`` (a pattern deployment serving one concrete name)."""
-        return Deployment(
-            self.model_name,
-            self.provider,
-            upstream_model,
-            self.deployment_id,
-            self.api_base,
-            self.api_key,
-            self.api_version,
-            self.organization,
-            self.timeout,
-            self.stream_timeout,
-            self.max_retries,
-            self.extra_headers,
-            self.rpm,
-            self.tpm,
-            self.weight,
-            self.model_info,
-        )
+        return replace(self, upstream_model=upstream_model)

@@ -1,42 +1,46 @@
-"""The one orchestration path: validate → route → call upstream → translate → account.
+"""The one orchestration path: validate → admit → route → call upstream → translate → account.
 
 Both faces of anygate, the proxy server and the in-process SDK, call :class:`Gateway`; it returns wire
 bytes (a JSON body or an SSE byte stream) that the server sends as they are and the SDK decodes into the
 official ``anthropic`` types. Retries and fallbacks (:mod:`anygate.routing.retry`) happen only before the
 first byte of an answer reached the client; after that a failure becomes an ``event: error`` frame.
+
+Every request is a :class:`~anygate.hooks.RequestRecord` that passes the lifecycle of
+:mod:`anygate.hooks` (authenticate → admit → each attempt → completed); features attach there, never
+here. The path in order (docs/architecture.md draws it)::
+
+    create_message → _routed (run_routed: pick, retry, fall back) → _attempt_message
+        → provider.prepare → provider.authorize → upstream.fetch | upstream.send → _first_bytes → _relay
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
-import os
-import random
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
+import time
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
-import aiohttp
 import orjson
 
-from anygate.config import Config, load_config
+from anygate.auth import MasterKey, invalid_key, missing_key, presented_keys
+from anygate.config import Config, GeneralSettings, load_config, master_key_from_environment
 from anygate.deployment import Deployment
+from anygate.hooks import IN_PROCESS, OPEN, AttemptRecord, Hook, Hooks, Principal, RequestRecord, Usage
 from anygate.protocol.accumulate import accumulate
-from anygate.protocol.errors import GatewayError
+from anygate.protocol.errors import GatewayError, InternalError, UpstreamFailure, malformed_upstream
+from anygate.protocol.ids import new_request_id
 from anygate.protocol.sse import PING_FRAME, encode_error, encode_event
 from anygate.protocol.validation import validate_count_tokens_request, validate_messages_request
-from anygate.providers.base import CallContext, LocalProvider, Provider, StreamTranslator
-from anygate.providers.registry import PLANNED_PROVIDERS, PROVIDERS
+from anygate.providers.base import CallContext, LocalProvider, StreamTranslator
+from anygate.providers.registry import SPECS, load_provider
 from anygate.routing.names import ModelNames
 from anygate.routing.retry import Attempt, AttemptOutcome, run_routed
 from anygate.routing.router import Router
 from anygate.signing import ThinkingSigner
-from anygate.upstream import UpstreamClient, connection_failed
-
-if TYPE_CHECKING:
-    from anygate.anthropic.messages import Messages
+from anygate.upstream import Transport, UpstreamClient, UpstreamResponse
 
 log = logging.getLogger("anygate")
 
@@ -44,18 +48,10 @@ DEFAULT_TIMEOUT: Final = 600.0
 """Seconds an upstream may take when nothing is configured (the official SDKs' default)."""
 DEFAULT_STREAM_IDLE_TIMEOUT: Final = 300.0
 """Seconds of upstream silence after which a stream is given up."""
-_PARSE_ERRORS: Final = (ValueError, KeyError, TypeError, AttributeError, IndexError)
-"""What translating a malformed upstream answer raises (orjson's decode error is a ValueError)."""
+CLIENT_GONE_STATUS: Final = 499
+"""The status recorded for a request whose client left before its answer was complete."""
 
-
-_REQUEST_IDS: Final = random.Random()
-"""Request ids need to be unique, not secret: a PRNG seeded from the OS per process, instead of a system
-call for fresh random bytes on every request."""
-
-
-def new_request_id() -> str:
-    """A fresh ``req_…`` id (Anthropic's shape), reported in the ``request-id`` header and error bodies."""
-    return f"req_{_REQUEST_IDS.getrandbits(96):024x}"
+__all__ = ["Gateway", "GatewayResponse", "new_request_id"]
 
 
 @dataclass(slots=True)
@@ -66,12 +62,17 @@ class GatewayResponse:
     headers: dict[str, str] = field(default_factory=dict)
     body: bytes | None = None
     stream: AsyncIterator[bytes] | None = None
-    tokens: int = 0
-    """Tokens the answer used (input + output), when known: rate limiting by ``tpm`` counts them."""
+    usage: Usage | None = None
+    """The answer's usage, when known before it is sent (JSON answers); streams report it at their end."""
 
     @property
     def streaming(self) -> bool:
         return self.stream is not None
+
+    @property
+    def tokens(self) -> int:
+        """Input + output tokens of a JSON answer, for ``tpm`` rate limiting."""
+        return self.usage.tokens if self.usage is not None else 0
 
 
 class Gateway:
@@ -80,40 +81,61 @@ class Gateway:
     Args:
         config: the deployments and settings; an empty config serves only explicit deployments
             (the SDK's ``model="openai/…"`` calls).
-        upstream: the HTTP client; one per gateway, shared by all requests.
+        transport: how upstreams are reached (tests pass :class:`anygate.testing.MockTransport`).
+        hooks: lifecycle hooks, after the master key's.
+        clock: the monotonic clock of health, cooldowns and records (tests pass the loop's virtual one).
     """
 
-    def __init__(self, config: Config | None = None, *, upstream: UpstreamClient | None = None) -> None:
-        self.config = config or Config(deployments=())
+    def __init__(
+        self,
+        config: Config | None = None,
+        *,
+        transport: Transport | None = None,
+        hooks: Sequence[Hook] = (),
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.config = config or Config(
+            deployments=(), general=GeneralSettings(master_key=master_key_from_environment())
+        )
+        master_key = self.config.general.master_key
         self.names = ModelNames(self.config.deployments, dict(self.config.router.model_group_alias))
-        self.router = Router(self.config.router)
-        self.signer = ThinkingSigner(self.config.general.master_key or os.environ.get("ANYGATE_MASTER_KEY"))
-        self.upstream = upstream or UpstreamClient()
+        self.clock = clock
+        self.router = Router(self.config.router, clock=clock)
+        self.signer = ThinkingSigner(master_key)
+        self.upstream = UpstreamClient(transport)
+        self.hooks = Hooks([MasterKey(master_key)] if master_key else [])
+        for hook in hooks:
+            self.hooks.add(hook)
+        for name in {deployment.provider for deployment in self.config.deployments}:
+            if name in SPECS:
+                load_provider(name)  # import the translators the config uses now, not on a request
         self.started_at = datetime.now(UTC).replace(microsecond=0)
 
-    @functools.cached_property
-    def messages(self) -> Messages:
-        """The SDK surface over this gateway: ``messages.acreate / create / count_tokens``."""
-        from anygate.anthropic.messages import Messages
-
-        return Messages(self)
-
     @classmethod
-    def from_config(cls, path: str | os.PathLike[str]) -> Gateway:
+    def from_config(cls, path: str) -> Gateway:
         """A gateway over a LiteLLM-format config file."""
         return cls(load_config(path))
 
     async def aclose(self) -> None:
-        """Close the upstream connection pool of the running event loop."""
-        await self.upstream.close()
-
-    def close(self) -> None:
-        """Close the connection pool that the synchronous API (``messages.create``) uses."""
-        from anygate.anthropic.messages import run_sync
-
-        run_sync(self.upstream.close())
+        """Flush the hooks and close the upstream connection pool of the running event loop."""
+        await self.hooks.aclose()
+        await self.upstream.aclose()
 
     # --- entry points ------------------------------------------------------------------------------
+
+    async def authenticate(self, headers: Mapping[str, str]) -> Principal:
+        """Who sent these headers (the proxy's first stage); 401 when no authenticator knows the key.
+
+        With no authenticator at all (no master key) the gateway is open, which the CLI only allows on
+        loopback.
+        """
+        hooks = self.hooks
+        if not hooks.authenticators:
+            return OPEN
+        principal = await hooks.authenticate(headers)
+        if principal is None:
+            raise invalid_key() if presented_keys(headers) else missing_key()
+        return principal
 
     async def create_message(
         self,
@@ -122,16 +144,30 @@ class Gateway:
         headers: Mapping[str, str] | None = None,
         request_id: str | None = None,
         deployments: list[Deployment] | None = None,
+        principal: Principal = IN_PROCESS,
     ) -> GatewayResponse:
         """Answer ``POST /v1/messages``. ``deployments`` overrides routing (SDK calls without config)."""
-        request = validate_messages_request(body)
-        ctx = self._context(request, headers, request_id)
-        stream = request.get("stream") is True
+        record = self._record("messages", principal, headers, request_id)
+        try:
+            request = validate_messages_request(body)
+            stream = request.get("stream") is True
+            record.model = request["model"]
+            record.stream = stream
+            record.request = request
+            if self.hooks.admitting:
+                await self.hooks.admit(record)
+            ctx = self._context(request, record)
 
-        async def attempt(deployment: Deployment, done: AttemptOutcome) -> GatewayResponse:
-            return await self._attempt_message(deployment, request, ctx, done, stream=stream)
+            async def attempt(deployment: Deployment, done: AttemptOutcome) -> GatewayResponse:
+                return await self._attempt_message(deployment, request, ctx, done, record, stream=stream)
 
-        return await self._routed(request["model"], deployments, attempt)
+            response = await self._routed(request["model"], deployments, attempt, record)
+        except BaseException as exc:
+            self._complete(record, exc)
+            raise
+        if response.stream is None:
+            self._complete(record, None, response.usage)
+        return response
 
     async def count_tokens(
         self,
@@ -140,16 +176,30 @@ class Gateway:
         headers: Mapping[str, str] | None = None,
         request_id: str | None = None,
         deployments: list[Deployment] | None = None,
+        principal: Principal = IN_PROCESS,
     ) -> GatewayResponse:
         """Answer ``POST /v1/messages/count_tokens`` with ``{"input_tokens": N}``."""
-        request = validate_count_tokens_request(body)
-        ctx = self._context(request, headers, request_id)
+        record = self._record("count_tokens", principal, headers, request_id)
+        try:
+            request = validate_count_tokens_request(body)
+            record.model = request["model"]
+            record.request = request
+            if self.hooks.admitting:
+                await self.hooks.admit(record)
+            ctx = self._context(request, record)
 
-        async def attempt(deployment: Deployment, done: AttemptOutcome) -> GatewayResponse:
-            tokens = await self._count_tokens(deployment, request, ctx)
-            return GatewayResponse(body=orjson.dumps({"input_tokens": tokens}))
+            async def attempt(deployment: Deployment, done: AttemptOutcome) -> GatewayResponse:
+                record.deployment_id = deployment.deployment_id
+                record.provider = deployment.provider
+                tokens = await self._count_tokens(deployment, request, ctx)
+                return GatewayResponse(body=orjson.dumps({"input_tokens": tokens}))
 
-        return await self._routed(request["model"], deployments, attempt)
+            response = await self._routed(request["model"], deployments, attempt, record)
+        except BaseException as exc:
+            self._complete(record, exc)
+            raise
+        self._complete(record, None)
+        return response
 
     def list_models(self) -> bytes:
         """``GET /v1/models`` in Anthropic's list format, one entry per configured model name.
@@ -190,34 +240,65 @@ class Gateway:
 
     # --- plumbing ----------------------------------------------------------------------------------
 
-    def _context(
-        self, request: dict[str, Any], headers: Mapping[str, str] | None, request_id: str | None
-    ) -> CallContext:
+    def _record(
+        self, route: str, principal: Principal, headers: Mapping[str, str] | None, request_id: str | None
+    ) -> RequestRecord:
+        return RequestRecord(
+            request_id or new_request_id(), route, principal, headers or {}, started=self.clock()
+        )
+
+    def _context(self, request: dict[str, Any], record: RequestRecord) -> CallContext:
         return CallContext(
-            request_id=request_id or new_request_id(),
+            request_id=record.request_id,
             requested_model=request["model"],
             request=request,
-            client_headers=headers or {},
+            client_headers=record.headers,
             signer=self.signer,
         )
 
     async def _routed(
-        self, model: str, explicit: list[Deployment] | None, attempt: Attempt[GatewayResponse]
+        self,
+        model: str,
+        explicit: list[Deployment] | None,
+        attempt: Attempt[GatewayResponse],
+        record: RequestRecord,
     ) -> GatewayResponse:
         return await run_routed(
             model, names=self.names, router=self.router, settings=self.config.router, attempt=attempt,
-            explicit=explicit,
+            explicit=explicit, clock=self.clock, on_attempt=lambda ended: self._attempt_ended(record, ended),
         )  # fmt: skip
 
-    def _provider(self, deployment: Deployment) -> Provider | LocalProvider:
-        provider = PROVIDERS.get(deployment.provider)
-        if provider is None:
-            if deployment.provider in PLANNED_PROVIDERS:
-                raise GatewayError(
-                    400, f"provider {deployment.provider!r} is not supported by this anygate version"
-                )
-            raise GatewayError(500, f"unknown provider {deployment.provider!r}")
-        return provider
+    def _attempt_ended(self, record: RequestRecord, attempt: AttemptRecord) -> None:
+        record.attempts.append(attempt)
+        if self.hooks.attempt_listeners:
+            self.hooks.attempt_ended(record, attempt)
+
+    def _complete(
+        self,
+        record: RequestRecord,
+        failure: BaseException | None,
+        usage: Usage | None = None,
+        *,
+        client_gone: bool = False,
+    ) -> None:
+        """Close the record (once) and tell the hooks. A failure that is not a GatewayError is a bug (or
+        a cancellation: the client left)."""
+        if record.ended is not None:
+            return
+        record.ended = now = self.clock()
+        record.usage = usage
+        if client_gone or isinstance(failure, asyncio.CancelledError | GeneratorExit):
+            record.status, record.outcome = CLIENT_GONE_STATUS, "client_gone"
+        elif failure is None:
+            record.status, record.outcome = 200, "ok"
+            if record.first_byte is None:
+                record.first_byte = now
+        elif isinstance(failure, GatewayError):
+            record.status, record.outcome, record.error = failure.status, "error", failure
+        else:
+            record.status, record.outcome, record.error = 500, "error", InternalError()
+        if self.hooks.completion_listeners:
+            self.hooks.completed(record)
 
     def _timeouts(self, deployment: Deployment) -> tuple[float, float]:
         """(total seconds for a JSON answer, seconds to a stream's first byte)."""
@@ -234,81 +315,83 @@ class Gateway:
         request: dict[str, Any],
         ctx: CallContext,
         done: AttemptOutcome,
+        record: RequestRecord,
         *,
         stream: bool,
     ) -> GatewayResponse:
-        provider = self._provider(deployment)
+        record.deployment_id = deployment.deployment_id
+        record.provider = deployment.provider
+        provider = load_provider(deployment.provider)
         request = _within_output_limit(request, deployment)
         if isinstance(provider, LocalProvider):
             events = provider.answer(deployment, request, ctx)
-            if stream:
-                return GatewayResponse(stream=ReleasingStream(_replay(events, done), _abandon(done)))
-            return GatewayResponse(body=orjson.dumps(accumulate(events)))
+            usage = _final_usage(events)
+            if not stream:
+                return GatewayResponse(body=orjson.dumps(accumulate(events)), usage=usage)
+            relay = self._replay(events, done, record, usage)
+            return GatewayResponse(stream=ReleasingStream(relay, self._abandon(done, record)))
+        call = provider.prepare(deployment, request, ctx, stream=stream)
+        upstream_request = call.request
+        if provider.dynamic_credentials:
+            await provider.authorize(deployment, upstream_request)
         total, first_byte = self._timeouts(deployment)
-        upstream_request = provider.build_request(deployment, request, ctx, stream=stream)
         if not stream:
             status, headers, body = await self.upstream.fetch(upstream_request, timeout=total)
             if status >= 300:
                 raise provider.map_error(status, headers, body)
             try:
-                answer = GatewayResponse(body=provider.parse_response(body, ctx))
-            except _PARSE_ERRORS as exc:
-                raise _malformed("response", exc) from None
-            if deployment.tpm is not None:
-                answer.tokens = _usage_tokens(answer.body)
-            return answer
+                answer = call.parse_response(body)
+            except ValueError as exc:
+                raise malformed_upstream("response", exc) from None
+            return GatewayResponse(body=answer.body, usage=answer.usage)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + first_byte
         response = await self.upstream.send(upstream_request, timeout=first_byte)
         if response.status >= 300:
             body = await self.upstream.read(response, timeout=max(deadline - loop.time(), 1.0))
             raise provider.map_error(response.status, response.headers, body)
-        translator = provider.stream_translator(ctx)
+        translator = call.stream_translator()
         try:
             first = await self._first_bytes(response, translator, max(deadline - loop.time(), 0.001))
         except BaseException:
             response.close()
             raise
-        relay = self._relay(response, translator, first, ctx.request_id, done)
-        return GatewayResponse(stream=ReleasingStream(relay, _abandon(done, response)))
+        record.first_byte = self.clock()
+        relay = self._relay(response, translator, first, done, record)
+        return GatewayResponse(stream=ReleasingStream(relay, self._abandon(done, record, response)))
 
     async def _first_bytes(
-        self, response: aiohttp.ClientResponse, translator: StreamTranslator, timeout: float
+        self, response: UpstreamResponse, translator: StreamTranslator, timeout: float
     ) -> bytes:
         """Read until the translator has something for the client. Failures here can still be retried,
         because the client has received nothing yet."""
         try:
             async with asyncio.timeout(timeout):
                 while True:
-                    chunk = await response.content.readany()
+                    chunk = await response.read_chunk()
                     if not chunk:
                         return translator.finish()
                     out = translator.feed(chunk)
                     if out:
                         return out
         except TimeoutError:
-            raise GatewayError(
-                504, f"the upstream sent nothing within {timeout:g}s", retryable=True
-            ) from None
-        except aiohttp.ClientError as exc:
-            raise connection_failed(exc) from None
-        except _PARSE_ERRORS as exc:
-            raise _malformed("stream", exc) from None
+            raise UpstreamFailure(504, f"the upstream sent nothing within {timeout:g}s") from None
+        except ValueError as exc:
+            raise malformed_upstream("stream", exc) from None
 
     async def _relay(
         self,
-        response: aiohttp.ClientResponse,
+        response: UpstreamResponse,
         translator: StreamTranslator,
         first: bytes,
-        request_id: str,
         done: AttemptOutcome,
+        record: RequestRecord,
     ) -> AsyncGenerator[bytes, None]:
         """Translate the rest of an upstream stream. Pings fill silences; any failure ends the stream with
         an ``event: error`` frame, never with a clean-looking end."""
         general = self.config.general
         ping_interval = general.stream_ping_interval or None
         idle_timeout = general.stream_idle_timeout or DEFAULT_STREAM_IDLE_TIMEOUT
-        reader = response.content
         failure: GatewayError | None = None
         completed = False
         try:
@@ -320,12 +403,12 @@ class Gateway:
                     wait = min(ping_interval, wait)
                 try:
                     async with asyncio.timeout(wait):
-                        chunk = await reader.readany()
+                        chunk = await response.read_chunk()
                 except TimeoutError:
                     silent += wait
                     if silent >= idle_timeout:
-                        raise GatewayError(
-                            504, f"the upstream stream was silent for {idle_timeout:g}s", retryable=True
+                        raise UpstreamFailure(
+                            504, f"the upstream stream was silent for {idle_timeout:g}s"
                         ) from None
                     yield PING_FRAME
                     continue
@@ -341,37 +424,70 @@ class Gateway:
                 yield tail
         except GatewayError as exc:
             failure = exc
-        except aiohttp.ClientError as exc:
-            failure = connection_failed(exc)
-        except _PARSE_ERRORS as exc:
-            failure = _malformed("stream", exc)
+        except ValueError as exc:
+            failure = malformed_upstream("stream", exc)
+        except Exception:
+            log.exception("stream %s failed inside the gateway", record.request_id)
+            failure = InternalError()
         finally:
+            usage = translator.usage
             if completed:
                 response.release()
-                usage = translator.usage
-                done(None, tokens=usage.get("input_tokens", 0) + usage.get("output_tokens", 0))
+                done(None, tokens=usage.tokens)
+                self._complete(record, None, usage)
             else:
                 response.close()
                 done(failure, abandoned=failure is None)
+                self._complete(record, failure, usage, client_gone=failure is None)
         if failure is not None:
-            log.warning("stream %s failed after it started: %s", request_id, failure.message)
-            yield encode_error(failure.error_type, failure.message, request_id)
+            log.warning("stream %s failed after it started: %s", record.request_id, failure.message)
+            yield encode_error(failure.error_type, failure.message, record.request_id)
+
+    def _abandon(
+        self, done: AttemptOutcome, record: RequestRecord, response: UpstreamResponse | None = None
+    ) -> Callable[[], None]:
+        """What a stream that was never read does when closed: let go of the upstream and the record."""
+
+        def abandon() -> None:
+            if response is not None:
+                response.close()
+            done(None, abandoned=True)
+            self._complete(record, None, client_gone=True)
+
+        return abandon
+
+    async def _replay(
+        self, events: list[dict[str, Any]], done: AttemptOutcome, record: RequestRecord, usage: Usage
+    ) -> AsyncGenerator[bytes, None]:
+        """A local answer as an SSE stream: one frame per event, yielding to the loop between frames."""
+        completed = False
+        try:
+            for event in events:
+                yield encode_event(event)
+                await asyncio.sleep(0)
+            completed = True
+        finally:
+            done(None)
+            self._complete(record, None, usage, client_gone=not completed)
 
     async def _count_tokens(self, deployment: Deployment, request: dict[str, Any], ctx: CallContext) -> int:
-        provider = self._provider(deployment)
+        provider = load_provider(deployment.provider)
         if isinstance(provider, LocalProvider):
             return provider.count_tokens_locally(deployment, request)
-        upstream_request = provider.build_count_tokens_request(deployment, request, ctx)
-        if upstream_request is None:
+        call = provider.prepare_count_tokens(deployment, request, ctx)
+        if call is None:
             return provider.count_tokens_locally(deployment, request)
+        upstream_request = call.request
+        if provider.dynamic_credentials:
+            await provider.authorize(deployment, upstream_request)
         total, _ = self._timeouts(deployment)
         status, headers, body = await self.upstream.fetch(upstream_request, timeout=total)
         if status >= 300:
             raise provider.map_error(status, headers, body)
         try:
-            return provider.parse_count_tokens(body, ctx)
-        except _PARSE_ERRORS as exc:
-            raise _malformed("count_tokens answer", exc) from None
+            return call.parse(body)
+        except ValueError as exc:
+            raise malformed_upstream("count_tokens answer", exc) from None
 
 
 def _within_output_limit(request: dict[str, Any], deployment: Deployment) -> dict[str, Any]:
@@ -387,19 +503,12 @@ def _within_output_limit(request: dict[str, Any], deployment: Deployment) -> dic
     return request
 
 
-def _usage_tokens(body: bytes | None) -> int:
-    """Input + output tokens of an Anthropic Message body (parsed only for deployments with a ``tpm``)."""
-    usage = orjson.loads(body or b"{}").get("usage") or {}
-    return sum(usage.get(key) or 0 for key in ("input_tokens", "output_tokens"))
-
-
-def _malformed(what: str, exc: BaseException) -> GatewayError:
-    return GatewayError(
-        502,
-        f"the upstream sent a malformed {what} ({type(exc).__name__})",
-        error_type="api_error",
-        retryable=True,
-    )
+def _final_usage(events: list[dict[str, Any]]) -> Usage:
+    """The usage a local answer reports in its ``message_delta``."""
+    for event in reversed(events):
+        if event.get("type") == "message_delta":
+            return Usage.from_anthropic(event.get("usage"))
+    return Usage()
 
 
 class ReleasingStream:
@@ -429,22 +538,3 @@ class ReleasingStream:
             self._started = True
             self._abandon()
         await self._chunks.aclose()
-
-
-def _abandon(done: AttemptOutcome, response: aiohttp.ClientResponse | None = None) -> Callable[[], None]:
-    def abandon() -> None:
-        if response is not None:
-            response.close()
-        done(None, abandoned=True)
-
-    return abandon
-
-
-async def _replay(events: list[dict[str, Any]], done: AttemptOutcome) -> AsyncGenerator[bytes, None]:
-    """A local answer as an SSE stream: one frame per event, yielding to the loop between frames."""
-    try:
-        for event in events:
-            yield encode_event(event)
-            await asyncio.sleep(0)
-    finally:
-        done(None)

@@ -14,7 +14,8 @@ from anygate.deployment import Deployment
 from anygate.protocol.accumulate import accumulate
 from anygate.protocol.sse import SSEDecoder
 from anygate.providers.base import CallContext, UpstreamRequest
-from anygate.providers.openai_chat import OPENAI_COMPATIBLE_PROVIDERS
+from anygate.providers.openai_chat.call import ChatCall
+from anygate.providers.openai_chat.provider import OpenAIChatProvider, provider_for_preset
 from anygate.signing import ThinkingSigner
 from tests.conftest import RECORDINGS, SPECS
 
@@ -123,6 +124,10 @@ def context(request: dict[str, Any] | None = None, request_id: str = "req_0123ab
     return CallContext(request_id, "client-model", request, {}, SIGNER)
 
 
+def provider(name: str = "openai") -> OpenAIChatProvider:
+    return provider_for_preset(name)
+
+
 def build(
     request: dict[str, Any],
     *,
@@ -130,13 +135,20 @@ def build(
     model: str = "gpt-4o",
     stream: bool = False,
     **kwargs: Any,
-) -> tuple[dict[str, Any], UpstreamRequest, CallContext]:
-    """The upstream body (parsed), request and context for an Anthropic request."""
-    ctx = context(request)
-    upstream = OPENAI_COMPATIBLE_PROVIDERS[provider].build_request(
-        deployment(provider, model, **kwargs), request, ctx, stream=stream
+) -> tuple[dict[str, Any], UpstreamRequest, ChatCall]:
+    """The upstream body (parsed), request and prepared call for an Anthropic request."""
+    call = provider_for_preset(provider).prepare(
+        deployment(provider, model, **kwargs), request, context(request), stream=stream
     )
-    return orjson.loads(upstream.body), upstream, ctx
+    return orjson.loads(call.request.body), call.request, call
+
+
+def prepared(target: CallContext | ChatCall | None = None) -> ChatCall:
+    """A call prepared as the gateway prepares it (for a context, or the default request)."""
+    if isinstance(target, ChatCall):
+        return target
+    ctx = target or context()
+    return provider_for_preset("openai").prepare(deployment(), ctx.request, ctx, stream=True)
 
 
 def decode_events(data: bytes) -> list[dict[str, Any]]:
@@ -150,21 +162,17 @@ def decode_events(data: bytes) -> list[dict[str, Any]]:
     return events
 
 
-def translate(chunks: Iterable[bytes], ctx: CallContext | None = None) -> list[dict[str, Any]]:
+def translate(chunks: Iterable[bytes], target: CallContext | ChatCall | None = None) -> list[dict[str, Any]]:
     """Feed upstream chunks through a fresh translator; the Anthropic events it produced."""
-    ctx = ctx or context()
-    translator = OPENAI_COMPATIBLE_PROVIDERS["openai"].stream_translator(ctx)
+    translator = prepared(target).stream_translator()
     out = b"".join(translator.feed(chunk) for chunk in chunks)
     out += translator.finish()
     return decode_events(out)
 
 
-def parse(completion: dict[str, Any], ctx: CallContext | None = None) -> dict[str, Any]:
+def parse(completion: dict[str, Any], target: CallContext | ChatCall | None = None) -> dict[str, Any]:
     """The Anthropic Message for a non-streaming completion."""
-    ctx = ctx or context()
-    body: dict[str, Any] = orjson.loads(
-        OPENAI_COMPATIBLE_PROVIDERS["openai"].parse_response(orjson.dumps(completion), ctx)
-    )
+    body: dict[str, Any] = orjson.loads(prepared(target).parse_response(orjson.dumps(completion)).body)
     return body
 
 

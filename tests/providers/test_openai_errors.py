@@ -5,9 +5,9 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from anygate.providers.openai_chat import OPENAI_COMPATIBLE_PROVIDERS
+from anygate.providers.openai_chat.provider import provider_for_preset
 
-PROVIDER = OPENAI_COMPATIBLE_PROVIDERS["openai"]
+PROVIDER = provider_for_preset("openai")
 
 
 @pytest.mark.parametrize(

@@ -10,9 +10,10 @@ import pytest
 
 import anygate.tokens as tokens
 from anygate.protocol.errors import GatewayError
-from anygate.providers.openai_chat import OPENAI_COMPATIBLE_PROVIDERS, PRESETS
-from anygate.providers.registry import PROVIDERS, default_api_key_env, split_model
-from tests.providers.openai_support import build, context, deployment
+from anygate.providers.openai_chat.presets import PRESETS
+from anygate.providers.openai_chat.provider import OpenAIChatProvider
+from anygate.providers.registry import default_api_key_env, load_provider, split_model
+from tests.providers.openai_support import build, context, deployment, provider
 
 REQUEST: dict[str, Any] = {"model": "m", "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}]}
 DEFAULT_URLS = {
@@ -35,7 +36,8 @@ def test_every_preset_is_registered_with_its_key_variable() -> None:
     names = {preset.name for preset in PRESETS}
     assert names == set(DEFAULT_URLS) | NEEDS_API_BASE
     for name in names:
-        assert PROVIDERS[name] is OPENAI_COMPATIBLE_PROVIDERS[name]
+        loaded = load_provider(name)
+        assert isinstance(loaded, OpenAIChatProvider) and loaded.preset.name == name
         assert split_model(f"{name}/some-model") == (name, "some-model")
     assert default_api_key_env("openai") == ("OPENAI_API_KEY",)
     assert default_api_key_env("azure")[0] == "AZURE_API_KEY"
@@ -95,8 +97,8 @@ def test_azure_deployment_url_and_api_key_header() -> None:
 
 
 def test_count_tokens_with_tiktoken_for_openai_models() -> None:
-    provider = OPENAI_COMPATIBLE_PROVIDERS["openai"]
-    assert provider.build_count_tokens_request(deployment(), REQUEST, context(REQUEST)) is None
+    openai = provider("openai")
+    assert openai.prepare_count_tokens(deployment(), REQUEST, context(REQUEST)) is None
     assert tokens.encoding_name_for_model("gpt-4o-mini") == "o200k_base"
     assert tokens.encoding_name_for_model("o3") == "o200k_base"
     assert tokens.encoding_name_for_model("gpt-5-nano") == "o200k_base"
@@ -108,7 +110,7 @@ def test_count_tokens_with_tiktoken_for_openai_models() -> None:
         "system": "Be brief.",
         "tools": [{"name": "f", "description": "d", "input_schema": {"type": "object"}}],
     }
-    count = provider.count_tokens_locally(deployment(), request)
+    count = openai.count_tokens_locally(deployment(), request)
     assert (
         count
         == tokens.count_request_tokens(request, "gpt-4o")
@@ -118,24 +120,24 @@ def test_count_tokens_with_tiktoken_for_openai_models() -> None:
 
 
 def test_vllm_counts_with_its_tokenize_endpoint() -> None:
-    provider = OPENAI_COMPATIBLE_PROVIDERS["hosted_vllm"]
+    vllm = provider("hosted_vllm")
     request = {**REQUEST, "system": "sys", "tools": [{"name": "f", "input_schema": {"type": "object"}}]}
-    upstream = provider.build_count_tokens_request(
+    call = vllm.prepare_count_tokens(
         deployment("hosted_vllm", "Qwen/Qwen3-8B", api_base="http://gpu:8000/v1", api_key="k"),
         request,
         context(request),
     )
-    assert upstream is not None and upstream.url == "http://gpu:8000/tokenize"
+    assert call is not None
+    upstream = call.request
+    assert upstream.url == "http://gpu:8000/tokenize"
     assert upstream.headers["authorization"] == "Bearer k"
     body = orjson.loads(upstream.body)
     assert body["model"] == "Qwen/Qwen3-8B" and body["add_generation_prompt"] is True
     assert body["messages"] == [{"role": "system", "content": "sys"}, {"role": "user", "content": "hi"}]
     assert body["tools"][0]["function"]["name"] == "f"
-    assert (
-        provider.parse_count_tokens(b'{"count": 17, "max_model_len": 32768, "tokens": []}', context()) == 17
-    )
-    with pytest.raises(GatewayError):
-        provider.parse_count_tokens(b'{"tokens": []}', context())
+    assert call.parse(b'{"count": 17, "max_model_len": 32768, "tokens": []}') == 17
+    with pytest.raises(ValueError):
+        call.parse(b'{"tokens": []}')
 
 
 def test_without_encoding_files_counting_falls_back_to_the_estimate_and_says_so_once(

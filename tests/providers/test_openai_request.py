@@ -10,7 +10,6 @@ from hypothesis import strategies as st
 
 from anygate.providers.openai_chat.names import alnum9_tool_id, tool_name_map, wire_tool_name
 from anygate.providers.openai_chat.reasoning import budget_to_effort
-from anygate.providers.openai_chat.request import TOOL_NAMES_STATE
 from tests.providers.openai_support import assert_valid_chat_request, build
 
 WEATHER = {
@@ -249,7 +248,9 @@ def test_long_and_odd_tool_names_are_shortened_and_mapped_back() -> None:
         {"role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": long_name, "input": {}}]},
         {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "content": "ok"}]},
     ]
-    body, _, ctx = build(req(tools=tools, messages=messages, tool_choice={"type": "tool", "name": long_name}))
+    body, _, call = build(
+        req(tools=tools, messages=messages, tool_choice={"type": "tool", "name": long_name})
+    )
     assert_valid_chat_request(body)
     wire = [t["function"]["name"] for t in body["tools"]]
     assert wire[2] == "get_weather"
@@ -257,7 +258,7 @@ def test_long_and_odd_tool_names_are_shortened_and_mapped_back() -> None:
     assert wire[1].startswith("dotted_name_")
     assert body["messages"][1]["tool_calls"][0]["function"]["name"] == wire[0]
     assert body["tool_choice"]["function"]["name"] == wire[0]
-    assert ctx.state[TOOL_NAMES_STATE] == {
+    assert call.tool_names == {
         wire[0]: long_name,
         wire[1]: "dotted.name",
         "get_weather": "get_weather",

@@ -12,7 +12,6 @@ from hypothesis import strategies as st
 
 from anygate.protocol.accumulate import accumulate
 from anygate.protocol.errors import GatewayError
-from anygate.providers.openai_chat import OPENAI_COMPATIBLE_PROVIDERS
 from anygate.signing import is_gateway_signature
 from tests.providers.openai_support import (
     OPENAI_RECORDINGS,
@@ -24,6 +23,7 @@ from tests.providers.openai_support import (
     context,
     frames,
     parse,
+    prepared,
     recording_to_completion,
     translate,
 )
@@ -95,9 +95,7 @@ def test_recording_outcomes(name: str) -> None:
 
 
 def test_message_start_comes_with_the_first_chunk_and_local_input_tokens() -> None:
-    ctx = context()
-    build(ctx.request)  # records the upstream model, as the gateway does
-    translator = OPENAI_COMPATIBLE_PROVIDERS["openai"].stream_translator(ctx)
+    translator = prepared().stream_translator()
     assert translator.feed(b"data: ") == b"" and not translator.started
     out = translator.feed(orjson.dumps(chunk({"role": "assistant", "content": ""})) + b"\n\n")
     assert translator.started and out.startswith(b"event: message_start\n")
@@ -237,21 +235,15 @@ def test_shortened_tool_names_are_mapped_back() -> None:
         "messages": [{"role": "user", "content": "go"}],
         "tools": [{"name": long_name, "input_schema": {"type": "object"}}],
     }
-    body, _, ctx = build(request)
+    body, _, prepared_call = build(request)
     wire = body["tools"][0]["function"]["name"]
     call = {"index": 0, "id": "c1", "function": {"name": wire, "arguments": "{}"}}
-    assert (
-        accumulate(translate(frames(chunk({"tool_calls": [call]}, finish_reason="tool_calls")), ctx))[
-            "content"
-        ][0]["name"]
-        == long_name
+    streamed = translate(frames(chunk({"tool_calls": [call]}, finish_reason="tool_calls")), prepared_call)
+    assert accumulate(streamed)["content"][0]["name"] == long_name
+    whole = parse(
+        {"choices": [{"message": {"tool_calls": [call]}, "finish_reason": "tool_calls"}]}, prepared_call
     )
-    assert (
-        parse({"choices": [{"message": {"tool_calls": [call]}, "finish_reason": "tool_calls"}]}, ctx)[
-            "content"
-        ][0]["name"]
-        == long_name
-    )
+    assert whole["content"][0]["name"] == long_name
 
 
 @pytest.mark.parametrize("field", ["reasoning_content", "reasoning"])
@@ -354,7 +346,6 @@ def test_usage_with_cached_tokens() -> None:
 
 def test_an_upstream_ignoring_stream_options_still_reports_usage() -> None:
     ctx = context({"model": "m", "max_tokens": 10, "messages": [{"role": "user", "content": "hello " * 50}]})
-    build(ctx.request)
     message = accumulate(
         translate(frames(chunk({"content": "hello world, again"}), chunk(finish_reason="stop")), ctx)
     )
@@ -373,7 +364,7 @@ def test_an_upstream_ignoring_stream_options_still_reports_usage() -> None:
     ids=["cut", "done-without-finish", "finish-without-done", "empty"],
 )
 def test_incomplete_streams_fail_instead_of_stopping(chunks: list[bytes], message: str) -> None:
-    translator = OPENAI_COMPATIBLE_PROVIDERS["openai"].stream_translator(context())
+    translator = prepared().stream_translator()
     out = b"".join(translator.feed(c) for c in chunks)
     assert b"message_stop" not in out
     with pytest.raises(GatewayError) as caught:
@@ -382,7 +373,7 @@ def test_incomplete_streams_fail_instead_of_stopping(chunks: list[bytes], messag
 
 
 def test_errors_inside_a_stream_or_a_200_body() -> None:
-    translator = OPENAI_COMPATIBLE_PROVIDERS["openai"].stream_translator(context())
+    translator = prepared().stream_translator()
     translator.feed(frames(chunk({"content": "x"}), done=False)[0])
     with pytest.raises(GatewayError) as caught:
         translator.feed(
@@ -392,7 +383,7 @@ def test_errors_inside_a_stream_or_a_200_body() -> None:
     with pytest.raises(GatewayError) as in_body:
         parse({"error": {"message": "bad thing", "code": 400}})
     assert in_body.value.status == 400 and in_body.value.message == "bad thing"
-    aborted = OPENAI_COMPATIBLE_PROVIDERS["openai"].stream_translator(context())
+    aborted = prepared().stream_translator()
     with pytest.raises(GatewayError):
         aborted.feed(b"".join(frames(chunk({"content": "x"}), chunk(finish_reason="abort"))))
 

@@ -22,13 +22,13 @@ from anthropic._models import construct_type  # the official client's own respon
 from anthropic.types import Message, MessageTokensCount, RawMessageStreamEvent
 
 from anygate.config import deployment_for_model
+from anygate.gateway import Gateway, GatewayResponse
 from anygate.protocol.errors import ERROR_TYPE_TO_STATUS, GatewayError, client_fault, error_body
+from anygate.protocol.ids import new_request_id
 from anygate.protocol.sse import SSEDecoder
 
 if TYPE_CHECKING:
     from collections.abc import Coroutine
-
-    from anygate.gateway import Gateway, GatewayResponse
 
 T = TypeVar("T")
 
@@ -258,8 +258,6 @@ class Messages:
 
     async def acreate(self, **kwargs: Any) -> Any:
         """Create a message: a ``Message``, or an :class:`AsyncEventStream` when ``stream=True``."""
-        from anygate.gateway import new_request_id
-
         request_id = new_request_id()
         try:
             body, headers, explicit = self._call(kwargs)
@@ -279,8 +277,6 @@ class Messages:
 
     async def acount_tokens(self, **kwargs: Any) -> MessageTokensCount:
         """Count a request's input tokens (``{"input_tokens": N}``), as the upstream would see them."""
-        from anygate.gateway import new_request_id
-
         request_id = new_request_id()
         try:
             body, headers, explicit = self._call(kwargs)
@@ -314,6 +310,4 @@ def _message_or_stream(response: GatewayResponse, request_id: str) -> Message | 
 
 def default_messages() -> Messages:
     """``messages`` over a gateway with no config: models are ``<provider>/<model>`` names."""
-    from anygate.gateway import Gateway
-
-    return Gateway().messages
+    return Messages(Gateway())

@@ -1,15 +1,16 @@
 """Anthropic's error envelope and the exception the whole gateway raises.
 
 Every failure a client sees, from validation to an upstream outage, is a :class:`GatewayError` rendered as
-``{"type": "error", "error": {"type": T, "message": M}, "request_id": R}``. Keeping one exception class
+``{"type": "error", "error": {"type": T, "message": M}, "request_id": R}``. Keeping one exception family
 means the server, the SDK surface and the stream loop each have exactly one place that turns failures
-into bytes or into the official SDK's exceptions.
+into bytes or into the official SDK's exceptions; its subclasses tell routing what to retry and what to
+hold against a deployment (see :class:`GatewayError`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Final
+from typing import ClassVar, Final
 
 import orjson
 
@@ -26,6 +27,9 @@ STATUS_TO_ERROR_TYPE: Final[Mapping[int, str]] = {
     529: "overloaded_error",
 }
 """Anthropic's documented status → ``error.type`` table (405 has no type of its own)."""
+
+RETRYABLE_STATUSES: Final = frozenset({408, 429, 500, 502, 503, 504, 529})
+"""Upstream statuses worth another attempt (on this deployment after a backoff, or on another)."""
 
 ERROR_TYPE_TO_STATUS: Final[Mapping[str, int]] = {
     "invalid_request_error": 400,
@@ -52,13 +56,33 @@ def error_type_for_status(status: int) -> str:
 class GatewayError(Exception):
     """A failure that reaches the client as an Anthropic error.
 
+    The hierarchy says what routing does with each failure::
+
+        GatewayError                  the request cannot be served as asked (validation, auth, no such
+        |                             model, a limit): answered at once, never retried
+        +-- UpstreamError             an upstream refused the request (its 4xx, mapped): not retried,
+        |   |                         the deployment is healthy
+        |   +-- UpstreamFailure       the upstream failed (429, 5xx, timeout, broken or malformed answer):
+        |       |                     retried, and counts toward the deployment's cooldown
+        |       +-- UpstreamUnreachable   nothing listens (refused, no route): retried, cools down at once
+        +-- CapacityError             every deployment is at its rpm/tpm limit: fallbacks are tried, nothing
+        |                             cools down
+        +-- InternalError             a bug in the gateway: a logged 500 ``api_error``, never retried,
+                                      never held against a deployment
+
     Attributes:
         status: the HTTP status the client receives.
         error_type: Anthropic's ``error.type``.
         message: a human-readable message; never contains credentials.
         headers: extra response headers to keep (``retry-after`` on rate limits).
-        retryable: whether routing may try again (another attempt or deployment) after this failure.
+        retryable: whether routing may try again (another attempt, deployment or fallback group).
+        counts_as_failure: whether the failure counts toward the deployment's cooldown.
+        cools_down_at_once: whether the deployment cools down on this one failure.
     """
+
+    retryable: ClassVar[bool] = False
+    counts_as_failure: ClassVar[bool] = False
+    cools_down_at_once: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -67,21 +91,78 @@ class GatewayError(Exception):
         *,
         error_type: str | None = None,
         headers: Mapping[str, str] | None = None,
-        retryable: bool = False,
     ) -> None:
         super().__init__(message)
         self.status = status
         self.error_type = error_type or error_type_for_status(status)
         self.message = message
         self.headers: dict[str, str] = dict(headers or {})
-        self.retryable = retryable
 
     def body(self, request_id: str) -> bytes:
         """The JSON error envelope, as sent in a response body or an ``event: error`` frame."""
         return error_body(self.error_type, self.message, request_id)
 
     def __repr__(self) -> str:
-        return f"GatewayError({self.status}, {self.error_type!r}, {self.message!r})"
+        return f"{type(self).__name__}({self.status}, {self.error_type!r}, {self.message!r})"
+
+
+class UpstreamError(GatewayError):
+    """An upstream refused the request (a 4xx it answered, mapped to Anthropic's status and type)."""
+
+
+class UpstreamFailure(UpstreamError):
+    """The upstream failed to answer: another attempt may succeed, and the deployment's health suffers."""
+
+    retryable = True
+    counts_as_failure = True
+
+
+class UpstreamUnreachable(UpstreamFailure):
+    """Connection refused or no route: the deployment is down, which routing cools down at once."""
+
+    cools_down_at_once = True
+
+    def __init__(self, message: str) -> None:
+        super().__init__(502, message, error_type="api_error")
+
+
+class CapacityError(GatewayError):
+    """The gateway's own limits are reached (every deployment at its rpm/tpm): a fallback group may
+    still have room, so routing moves on, but no deployment failed."""
+
+    retryable = True
+
+
+class InternalError(GatewayError):
+    """A bug in the gateway: the client gets a 500 ``api_error`` and the log gets the traceback."""
+
+    def __init__(self, message: str = "internal error in the gateway") -> None:
+        super().__init__(500, message, error_type="api_error")
+
+
+def upstream_error(
+    upstream_status: int,
+    message: str,
+    *,
+    status: int | None = None,
+    error_type: str | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> UpstreamError:
+    """The error for an upstream's non-2xx answer (reported to the client as ``status``, by default the
+    upstream's own): a failure worth retrying for 408, 429 and 5xx."""
+    retryable = upstream_status in RETRYABLE_STATUSES or upstream_status >= 500
+    cls = UpstreamFailure if retryable else UpstreamError
+    client_status = status or upstream_status
+    if not 400 <= client_status <= 599:  # a redirect (never followed) or a status HTTP does not define
+        client_status, error_type = 502, "api_error"
+        message = f"the upstream answered with HTTP {upstream_status}"
+    return cls(client_status, message, error_type=error_type, headers=headers)
+
+
+def malformed_upstream(what: str, exc: BaseException | None = None) -> UpstreamFailure:
+    """The upstream's answer cannot be read (bad JSON, a truncated or impossible stream)."""
+    detail = f" ({type(exc).__name__})" if exc is not None else ""
+    return UpstreamFailure(502, f"the upstream sent a malformed {what}{detail}", error_type="api_error")
 
 
 def error_body(error_type: str, message: str, request_id: str) -> bytes:

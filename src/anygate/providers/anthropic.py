@@ -9,15 +9,17 @@ signatures it did not issue (genuine Anthropic signatures are never touched).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, Final
 
 import orjson
 
 from anygate.deployment import Deployment
-from anygate.protocol.errors import GatewayError
+from anygate.hooks import Usage
+from anygate.protocol.errors import GatewayError, UpstreamFailure, upstream_error
 from anygate.protocol.sse import SSEDecoder
-from anygate.providers.base import CallContext, UpstreamRequest
-from anygate.providers.upstream_errors import credentials_rejected, is_retryable_status, retry_headers
+from anygate.providers.base import Answer, CallContext, StaticCredentials, UpstreamRequest
+from anygate.providers.upstream_errors import credentials_rejected, retry_headers
 from anygate.signing import is_gateway_signature
 from anygate.tokens import estimate_request_tokens
 
@@ -66,7 +68,7 @@ def _is_gateway_thinking(block: object) -> bool:
     )
 
 
-class AnthropicProvider:
+class AnthropicProvider(StaticCredentials):
     """The Anthropic Messages API itself."""
 
     name = "anthropic"
@@ -83,29 +85,18 @@ class AnthropicProvider:
         headers.update(deployment.extra_headers)
         return headers
 
-    def _body(self, deployment: Deployment, request: dict[str, Any]) -> bytes:
-        return orjson.dumps({**_strip_gateway_thinking(request), "model": deployment.upstream_model})
-
-    def build_request(
-        self, deployment: Deployment, request: dict[str, Any], ctx: CallContext, *, stream: bool
+    def _request(
+        self, deployment: Deployment, request: dict[str, Any], ctx: CallContext, path: str
     ) -> UpstreamRequest:
+        body = orjson.dumps({**_strip_gateway_thinking(request), "model": deployment.upstream_model})
         return UpstreamRequest(
-            "POST",
-            _endpoint(deployment.api_base, "/messages"),
-            self._headers(deployment, ctx),
-            self._body(deployment, request),
+            "POST", _endpoint(deployment.api_base, path), self._headers(deployment, ctx), body
         )
 
-    def parse_response(self, body: bytes, ctx: CallContext) -> bytes:
-        """The upstream's bytes unchanged, once checked to be a Message (a truncated or non-JSON body
-        from a misbehaving proxy in between is a retryable upstream failure, not an answer)."""
-        parsed = orjson.loads(body)
-        if not isinstance(parsed, dict) or parsed.get("type") != "message":
-            raise ValueError("not an Anthropic Message")
-        return body
-
-    def stream_translator(self, ctx: CallContext) -> PassthroughStream:
-        return PassthroughStream()
+    def prepare(
+        self, deployment: Deployment, request: dict[str, Any], ctx: CallContext, *, stream: bool
+    ) -> PassthroughCall:
+        return PassthroughCall(self._request(deployment, request, ctx, "/messages"))
 
     def map_error(self, status: int, headers: Mapping[str, str], body: bytes) -> GatewayError:
         if status in (401, 403):
@@ -120,33 +111,47 @@ class AnthropicProvider:
                 message = str(error.get("message") or message)
         except orjson.JSONDecodeError:
             pass
-        return GatewayError(
-            status,
-            message,
-            error_type=error_type,
-            headers=retry_headers(headers),
-            retryable=is_retryable_status(status),
-        )
+        return upstream_error(status, message, error_type=error_type, headers=retry_headers(headers))
 
-    def build_count_tokens_request(
+    def prepare_count_tokens(
         self, deployment: Deployment, request: dict[str, Any], ctx: CallContext
-    ) -> UpstreamRequest:
-        return UpstreamRequest(
-            "POST",
-            _endpoint(deployment.api_base, "/messages/count_tokens"),
-            self._headers(deployment, ctx),
-            self._body(deployment, request),
-        )
-
-    def parse_count_tokens(self, body: bytes, ctx: CallContext) -> int:
-        parsed = orjson.loads(body)
-        tokens = parsed.get("input_tokens") if isinstance(parsed, dict) else None
-        if not isinstance(tokens, int):
-            raise GatewayError(500, "upstream count_tokens answer has no input_tokens", retryable=True)
-        return tokens
+    ) -> CountTokensCall:
+        return CountTokensCall(self._request(deployment, request, ctx, "/messages/count_tokens"))
 
     def count_tokens_locally(self, deployment: Deployment, request: dict[str, Any]) -> int:
         return estimate_request_tokens(request)
+
+
+@dataclass(slots=True)
+class PassthroughCall:
+    """A Messages request sent as it came; the answer is relayed as it comes."""
+
+    request: UpstreamRequest
+
+    def parse_response(self, body: bytes) -> Answer:
+        """The upstream's bytes unchanged, once checked to be a Message (a truncated or non-JSON body
+        from a misbehaving proxy in between is a retryable upstream failure, not an answer)."""
+        parsed = orjson.loads(body)
+        if not isinstance(parsed, dict) or parsed.get("type") != "message":
+            raise ValueError("not an Anthropic Message")
+        return Answer(body, Usage.from_anthropic(parsed.get("usage")))
+
+    def stream_translator(self) -> PassthroughStream:
+        return PassthroughStream()
+
+
+@dataclass(slots=True)
+class CountTokensCall:
+    """``POST /v1/messages/count_tokens`` upstream."""
+
+    request: UpstreamRequest
+
+    def parse(self, body: bytes) -> int:
+        parsed = orjson.loads(body)
+        tokens = parsed.get("input_tokens") if isinstance(parsed, dict) else None
+        if not isinstance(tokens, int):
+            raise ValueError("the upstream count_tokens answer has no input_tokens")
+        return tokens
 
 
 class PassthroughStream:
@@ -158,7 +163,7 @@ class PassthroughStream:
         self._decoder = SSEDecoder()
         self._ended = False
         self._pending = b""
-        self.usage: dict[str, int] = {}
+        self.usage = Usage()
 
     def feed(self, chunk: bytes) -> bytes:
         """Relay everything up to the last complete frame; hold back only a trailing partial frame, so
@@ -179,21 +184,18 @@ class PassthroughStream:
             self._observe(frame.event, frame.data)
         tail, self._pending = self._pending, b""
         if not self._ended:
-            raise GatewayError(
-                502, "the upstream stream ended before message_stop", error_type="api_error", retryable=True
+            raise UpstreamFailure(
+                502, "the upstream stream ended before message_stop", error_type="api_error"
             )
         return tail
 
     def _observe(self, event: str | None, data: str) -> None:
         if event in ("message_stop", "error"):
             self._ended = True
-        elif event == "message_start":
-            usage = orjson.loads(data).get("message", {}).get("usage") or {}
-            self._take_usage(usage)
-        elif event == "message_delta":
-            self._take_usage(orjson.loads(data).get("usage") or {})
-
-    def _take_usage(self, usage: dict[str, Any]) -> None:
-        for key, value in usage.items():
-            if isinstance(value, int):
-                self.usage[key] = value
+        elif event == "message_start" or event == "message_delta":
+            payload = orjson.loads(data)
+            if not isinstance(payload, dict):
+                raise ValueError(f"{event} is not a JSON object")
+            carrier = payload.get("message") if event == "message_start" else payload
+            if isinstance(carrier, dict):
+                self.usage.update(carrier.get("usage"))

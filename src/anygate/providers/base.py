@@ -3,15 +3,25 @@
 A provider is pure translation: it turns an Anthropic request into an :class:`UpstreamRequest` and the
 upstream's bytes back into Anthropic bytes. It never opens a socket; the gateway owns I/O, timeouts and
 retries, which is what lets every translator be tested on recorded streams alone.
+
+For each attempt the gateway asks the provider to :meth:`~Provider.prepare` a :class:`ProviderCall`: the
+upstream request plus everything translating its answer needs (a tool-name map, the model sent, sizes),
+as typed fields of the provider's own call class. A call belongs to one attempt; a retry or a fallback
+prepares a new one, so nothing leaks from one attempt into the next.
+
+Credentials that must be fetched or computed (OAuth tokens, AWS signatures) are added by
+:meth:`~Provider.authorize` just before the request is sent; providers whose key is static set it in
+``prepare`` and declare ``dynamic_credentials = False``, so the gateway skips the step.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from anygate.hooks import Usage
 from anygate.protocol.errors import GatewayError
 
 if TYPE_CHECKING:
@@ -31,7 +41,7 @@ class UpstreamRequest:
 
 @dataclass(slots=True)
 class CallContext:
-    """What a translator needs to know about the call it is translating.
+    """What a translator needs to know about the client request it is translating.
 
     Attributes:
         request_id: the gateway's id of the client request (``req_…``), for errors and logs.
@@ -39,8 +49,6 @@ class CallContext:
         request: the validated Anthropic request body.
         client_headers: the client's request headers (lower-case names); passthrough forwards a few.
         signer: signs and recognises thinking blocks that the gateway made from upstream reasoning.
-        state: scratch space a provider fills in ``build_request`` and reads back when translating
-            the answer (for example the map from shortened tool names back to the client's names).
     """
 
     request_id: str
@@ -48,7 +56,19 @@ class CallContext:
     request: dict[str, Any]
     client_headers: Mapping[str, str]
     signer: ThinkingSigner
-    state: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def message_id(self) -> str:
+        """The ``msg_…`` id of the answer, derived from the request id."""
+        return "msg_" + self.request_id.removeprefix("req_")
+
+
+@dataclass(slots=True)
+class Answer:
+    """A translated non-streaming answer: the Message as JSON bytes, and its usage (parsed once)."""
+
+    body: bytes
+    usage: Usage
 
 
 class StreamTranslator(Protocol):
@@ -68,8 +88,39 @@ class StreamTranslator(Protocol):
         ...
 
     @property
-    def usage(self) -> dict[str, int]:
-        """Token usage seen so far, for accounting and logs."""
+    def usage(self) -> Usage:
+        """Token usage seen so far, for accounting and hooks."""
+        ...
+
+
+class ProviderCall(Protocol):
+    """One attempt's translation: the request to send and how to read what comes back."""
+
+    @property
+    def request(self) -> UpstreamRequest:
+        """The upstream request (``authorize`` may still add credentials to it)."""
+        ...
+
+    def parse_response(self, body: bytes) -> Answer:
+        """An upstream non-streaming 2xx body → the Anthropic Message.
+
+        Raises ValueError (or a GatewayError) when the body is malformed; any other exception is a bug.
+        """
+        ...
+
+    def stream_translator(self) -> StreamTranslator:
+        """A fresh translator for the upstream stream of this call."""
+        ...
+
+
+class CountCall(Protocol):
+    """One upstream token-counting request and how to read its answer."""
+
+    @property
+    def request(self) -> UpstreamRequest: ...
+
+    def parse(self, body: bytes) -> int:
+        """The 2xx body → ``input_tokens`` (ValueError or GatewayError when malformed)."""
         ...
 
 
@@ -77,38 +128,41 @@ class Provider(Protocol):
     """One upstream API. Implementations are stateless and shared by all requests."""
 
     name: str
+    dynamic_credentials: bool
+    """Whether :meth:`authorize` has work to do (tokens to fetch, requests to sign)."""
 
-    def build_request(
+    def prepare(
         self, deployment: Deployment, request: dict[str, Any], ctx: CallContext, *, stream: bool
-    ) -> UpstreamRequest:
-        """The upstream request for an Anthropic Messages request."""
+    ) -> ProviderCall:
+        """The call for one attempt of an Anthropic Messages request."""
         ...
 
-    def parse_response(self, body: bytes, ctx: CallContext) -> bytes:
-        """An upstream non-streaming 2xx body → the Anthropic Message as JSON bytes."""
-        ...
-
-    def stream_translator(self, ctx: CallContext) -> StreamTranslator:
-        """A fresh translator for one upstream stream."""
+    async def authorize(self, deployment: Deployment, request: UpstreamRequest) -> None:
+        """Add fetched or computed credentials to a built request (cached tokens, a signature)."""
         ...
 
     def map_error(self, status: int, headers: Mapping[str, str], body: bytes) -> GatewayError:
         """An upstream non-2xx answer → the error the client receives."""
         ...
 
-    def build_count_tokens_request(
+    def prepare_count_tokens(
         self, deployment: Deployment, request: dict[str, Any], ctx: CallContext
-    ) -> UpstreamRequest | None:
-        """The upstream token-counting request, or None when tokens are counted locally."""
-        ...
-
-    def parse_count_tokens(self, body: bytes, ctx: CallContext) -> int:
-        """The upstream count_tokens 2xx body → ``input_tokens``."""
+    ) -> CountCall | None:
+        """The upstream token-counting call, or None when tokens are counted locally."""
         ...
 
     def count_tokens_locally(self, deployment: Deployment, request: dict[str, Any]) -> int:
         """An honest local count (or estimate) of the request's input tokens."""
         ...
+
+
+class StaticCredentials:
+    """Mixin for providers whose credentials are a configured key set by ``prepare``."""
+
+    dynamic_credentials = False
+
+    async def authorize(self, deployment: Deployment, request: UpstreamRequest) -> None:
+        return None
 
 
 class LocalProvider(ABC):

@@ -18,11 +18,17 @@ mid-arguments is completed by a suffix at close (``tool_json``), so its input is
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, Protocol, TypeVar
 
+from anygate.hooks import Usage
+from anygate.protocol.sse import encode_event
 from anygate.providers.tool_json import completion_suffix, repair_arguments
+
+F = TypeVar("F")
+F_co = TypeVar("F_co", covariant=True)
 
 
 @dataclass(slots=True)
@@ -82,7 +88,7 @@ class BlockStream:
         events, self.events = self.events, []
         return events
 
-    def start(self, usage: dict[str, int]) -> None:
+    def start(self, usage: Usage) -> None:
         """Emit ``message_start`` with the usage known so far (input tokens, counted or estimated)."""
         self.started = True
         self.events.append(
@@ -96,12 +102,7 @@ class BlockStream:
                     "content": [],
                     "stop_reason": None,
                     "stop_sequence": None,
-                    "usage": {
-                        "input_tokens": usage.get("input_tokens", 0),
-                        "cache_creation_input_tokens": usage.get("cache_creation_input_tokens", 0),
-                        "cache_read_input_tokens": usage.get("cache_read_input_tokens", 0),
-                        "output_tokens": usage.get("output_tokens", 0),
-                    },
+                    "usage": usage_json(usage),
                 },
             }
         )
@@ -145,7 +146,7 @@ class BlockStream:
         elif part.index is None and part not in self._deferred:
             self._deferred.append(part)
 
-    def finish(self, stop_reason: str | None, stop_sequence: str | None, usage: dict[str, int]) -> None:
+    def finish(self, stop_reason: str | None, stop_sequence: str | None, usage: Usage) -> None:
         """Close every block, emit what was held back, then ``message_delta`` and ``message_stop``."""
         self._close_live()
         for part in self._deferred:
@@ -155,12 +156,7 @@ class BlockStream:
             {
                 "type": "message_delta",
                 "delta": {"stop_reason": stop_reason, "stop_sequence": stop_sequence},
-                "usage": {
-                    "input_tokens": usage.get("input_tokens", 0),
-                    "cache_creation_input_tokens": usage.get("cache_creation_input_tokens", 0),
-                    "cache_read_input_tokens": usage.get("cache_read_input_tokens", 0),
-                    "output_tokens": usage.get("output_tokens", 0),
-                },
+                "usage": usage_json(usage),
             }
         )
         self.events.append({"type": "message_stop"})
@@ -248,9 +244,72 @@ class BlockStream:
         self._close_live()
 
 
+def usage_json(usage: Usage) -> dict[str, int]:
+    """Anthropic's ``usage`` object for a :class:`Usage`."""
+    return {
+        "input_tokens": usage.input_tokens,
+        "cache_creation_input_tokens": usage.cache_creation_input_tokens,
+        "cache_read_input_tokens": usage.cache_read_input_tokens,
+        "output_tokens": usage.output_tokens,
+    }
+
+
 def _empty(part: _Part) -> dict[str, Any]:
     if part.kind == "text":
         return {"type": "text", "text": ""}
     if part.kind == "thinking":
         return {"type": "thinking", "thinking": "", "signature": ""}
     return {"type": "tool_use", "id": part.tool_id or "", "name": part.name or "", "input": {}}
+
+
+class FrameDecoder(Protocol[F_co]):
+    """Splits an upstream byte stream into frames (SSE frames, AWS event-stream messages…)."""
+
+    def feed(self, chunk: bytes) -> Iterable[F_co]:
+        """The frames a network chunk completed."""
+        ...
+
+    def flush(self) -> Iterable[F_co]:
+        """The frames completed by the end of the stream."""
+        ...
+
+
+class FrameTranslator(ABC, Generic[F]):
+    """The plumbing every translated stream shares: upstream bytes → frames (the provider's decoder) →
+    the provider's handling of each frame, which drives :attr:`blocks` → Anthropic SSE bytes.
+
+    A provider's stream translator subclasses this and implements :meth:`on_frame` and :meth:`on_end`
+    (and ``usage``); it never writes events or bytes itself.
+    """
+
+    __slots__ = ("_decoder", "blocks")
+
+    def __init__(self, decoder: FrameDecoder[F], blocks: BlockStream) -> None:
+        self._decoder = decoder
+        self.blocks = blocks
+
+    def feed(self, chunk: bytes) -> bytes:
+        for frame in self._decoder.feed(chunk):
+            self.on_frame(frame)
+        return self.drain()
+
+    def finish(self) -> bytes:
+        for frame in self._decoder.flush():
+            self.on_frame(frame)
+        self.on_end()
+        return self.drain()
+
+    def drain(self) -> bytes:
+        """The SSE bytes of the events produced since the last call."""
+        events = self.blocks.drain()
+        if not events:
+            return b""
+        return b"".join(encode_event(event) for event in events)
+
+    @abstractmethod
+    def on_frame(self, frame: F) -> None:
+        """Handle one upstream frame (raise ValueError when it is malformed)."""
+
+    @abstractmethod
+    def on_end(self) -> None:
+        """The upstream stream ended: finish the message, or raise GatewayError if it was incomplete."""

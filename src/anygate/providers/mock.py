@@ -20,6 +20,7 @@ from typing import Any, Final
 import orjson
 
 from anygate.deployment import Deployment
+from anygate.hooks import Usage
 from anygate.providers.base import CallContext, LocalProvider
 from anygate.providers.blocks import BlockStream
 from anygate.tokens import estimate_request_tokens, estimate_text_tokens
@@ -114,12 +115,12 @@ class MockProvider(LocalProvider):
         self, deployment: Deployment, request: dict[str, Any], ctx: CallContext
     ) -> list[dict[str, Any]]:
         stream = BlockStream(
-            message_id="msg_" + ctx.request_id.removeprefix("req_"),
+            message_id=ctx.message_id,
             model=ctx.requested_model,
             sign_thinking=ctx.signer.sign,
         )
         input_tokens = estimate_request_tokens(request)
-        stream.start({"input_tokens": input_tokens, "output_tokens": 1})
+        stream.start(Usage(input_tokens=input_tokens, output_tokens=1))
         budget = int(request["max_tokens"])
         last = request["messages"][-1]
         tool = self._tool_to_call(request, last)
@@ -145,7 +146,7 @@ class MockProvider(LocalProvider):
                 stop_reason, stop_sequence = "max_tokens", None
             used += emitted
         stream.finish(
-            stop_reason, stop_sequence, {"input_tokens": input_tokens, "output_tokens": max(used, 1)}
+            stop_reason, stop_sequence, Usage(input_tokens=input_tokens, output_tokens=max(used, 1))
         )
         return stream.drain()
 

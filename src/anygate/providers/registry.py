@@ -1,25 +1,80 @@
-"""Provider names (the ``<provider>/`` prefix of a model) → provider objects, and well-known models.
+"""Provider names (the ``<provider>/`` prefix of a model) → what the config and the gateway need of them.
 
-Adding an upstream API means adding a module and one entry here.
+A :class:`ProviderSpec` is data: the environment variables a key is read from, the ``litellm_params``
+keys the provider owns and how to check them, and how to load the provider. The translator modules are
+imported on first use (:func:`load_provider`), so loading a config, or running a gateway that uses one
+provider, never imports the others.
+
+Adding an upstream API means adding a package under ``providers/`` and one entry in :data:`SPECS`.
 """
 
 from __future__ import annotations
 
+import importlib
 import re
-from typing import Final
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Final
 
-from anygate.providers.anthropic import AnthropicProvider
-from anygate.providers.base import LocalProvider, Provider
-from anygate.providers.mock import MockProvider
-from anygate.providers.openai_chat import OPENAI_COMPATIBLE_PROVIDERS
+from anygate.protocol.errors import GatewayError
+from anygate.providers.openai_chat.presets import PRESETS
 
-AnyProvider = Provider | LocalProvider
+if TYPE_CHECKING:
+    from anygate.providers.base import LocalProvider, Provider
 
-PROVIDERS: Final[dict[str, AnyProvider]] = {
-    "anthropic": AnthropicProvider(),
-    "mock": MockProvider(),
-    **OPENAI_COMPATIBLE_PROVIDERS,
+    AnyProvider = Provider | LocalProvider
+
+
+class ParamError(ValueError):
+    """A provider-owned ``litellm_params`` value is wrong; ``key`` names it (the config adds its place)."""
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(message)
+        self.key = key
+
+
+ParamsCheck = Callable[[Mapping[str, Any]], None]
+"""Checks a deployment's provider-owned params; raises :class:`ParamError`."""
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderSpec:
+    """What is known about a provider without importing its translator.
+
+    Attributes:
+        name: the ``<provider>/`` prefix.
+        loader: ``"module:attribute"`` of a zero-argument factory (or class) that builds the provider.
+        argument: passed to the factory (an OpenAI-compatible preset's name), when not None.
+        api_key_env: environment variables the key is read from when the config gives none.
+        param_keys: ``litellm_params`` keys this provider owns beyond the common ones; they reach it
+            in ``Deployment.params``.
+        check_params: validates those params at config load time.
+    """
+
+    name: str
+    loader: str
+    argument: str | None = None
+    api_key_env: tuple[str, ...] = ()
+    param_keys: frozenset[str] = field(default_factory=frozenset)
+    check_params: ParamsCheck | None = None
+
+
+SPECS: Final[dict[str, ProviderSpec]] = {
+    "anthropic": ProviderSpec(
+        "anthropic", "anygate.providers.anthropic:AnthropicProvider", api_key_env=("ANTHROPIC_API_KEY",)
+    ),
+    "mock": ProviderSpec("mock", "anygate.providers.mock:MockProvider"),
+    **{
+        preset.name: ProviderSpec(
+            preset.name,
+            "anygate.providers.openai_chat.provider:provider_for_preset",
+            argument=preset.name,
+            api_key_env=preset.api_key_env,
+        )
+        for preset in PRESETS
+    },
 }
+"""Every provider this version can call."""
 
 PLANNED_PROVIDERS: Final = frozenset({"gemini", "vertex_ai", "bedrock"})
 """Providers whose model names are recognised in configs but which this version cannot call yet."""
@@ -31,12 +86,31 @@ _WELL_KNOWN_MODELS: Final[tuple[tuple[re.Pattern[str], str], ...]] = (
 )
 """How a ``model`` without a provider prefix is resolved, as LiteLLM resolves well-known names."""
 
+_LOADED: dict[str, AnyProvider] = {}
+
+
+def load_provider(name: str) -> AnyProvider:
+    """The provider object for ``name``, built (and its module imported) on first use."""
+    provider = _LOADED.get(name)
+    if provider is not None:
+        return provider
+    spec = SPECS.get(name)
+    if spec is None:
+        if name in PLANNED_PROVIDERS:
+            raise GatewayError(400, f"provider {name!r} is not supported by this anygate version")
+        raise GatewayError(500, f"unknown provider {name!r}", error_type="api_error")
+    module_name, _, attribute = spec.loader.partition(":")
+    factory = getattr(importlib.import_module(module_name), attribute)
+    built: AnyProvider = factory() if spec.argument is None else factory(spec.argument)
+    _LOADED[name] = built
+    return built
+
 
 def split_model(model: str) -> tuple[str, str] | None:
     """``"openai/gpt-4o"`` → ``("openai", "gpt-4o")``; a bare well-known name gets its provider;
     None when the provider cannot be told."""
     prefix, slash, rest = model.partition("/")
-    if slash and (prefix in PROVIDERS or prefix in PLANNED_PROVIDERS):
+    if slash and (prefix in SPECS or prefix in PLANNED_PROVIDERS):
         return prefix, rest
     for pattern, provider in _WELL_KNOWN_MODELS:
         if pattern.match(model):
@@ -46,5 +120,5 @@ def split_model(model: str) -> tuple[str, str] | None:
 
 def default_api_key_env(provider: str) -> tuple[str, ...]:
     """The environment variables a provider's key is read from when none is configured."""
-    impl = PROVIDERS.get(provider)
-    return getattr(impl, "api_key_env", ())
+    spec = SPECS.get(provider)
+    return spec.api_key_env if spec is not None else ()

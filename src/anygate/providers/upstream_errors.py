@@ -1,20 +1,13 @@
-"""Facts about upstream failures shared by every provider: what may be retried, what headers to keep."""
+"""Facts about upstream failures shared by every provider: what headers to keep, whose fault a 401 is."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Final
 
-from anygate.protocol.errors import GatewayError
-
-RETRYABLE_STATUSES: Final = frozenset({408, 429, 500, 502, 503, 504, 529})
-"""Upstream statuses worth another attempt (on this deployment after a backoff, or on another)."""
+from anygate.protocol.errors import UpstreamError
 
 KEPT_UPSTREAM_HEADERS: Final = ("retry-after", "retry-after-ms")
-
-
-def is_retryable_status(status: int) -> bool:
-    return status in RETRYABLE_STATUSES
 
 
 def retry_headers(headers: Mapping[str, str]) -> dict[str, str]:
@@ -27,9 +20,9 @@ def retry_headers(headers: Mapping[str, str]) -> dict[str, str]:
     return kept
 
 
-def credentials_rejected(status: int) -> GatewayError:
+def credentials_rejected(status: int) -> UpstreamError:
     """The upstream refused the gateway's own credentials: the client's request is not at fault."""
-    return GatewayError(
+    return UpstreamError(
         500,
         f"the upstream rejected the gateway's credentials for this model (HTTP {status}); "
         "check the api_key configured for it",

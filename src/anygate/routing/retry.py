@@ -14,17 +14,17 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Final, Protocol, TypeVar
 
 from anygate.config import RouterSettings
 from anygate.deployment import Deployment
+from anygate.hooks import AttemptRecord
 from anygate.protocol.errors import GatewayError
 from anygate.routing.health import HealthBook
 from anygate.routing.names import ModelNames
 from anygate.routing.router import Router
-from anygate.upstream import UpstreamUnreachable
 
 log = logging.getLogger("anygate.routing")
 
@@ -57,7 +57,9 @@ class Routed(Protocol):
     """What an attempt returns: the routing loop adds the headers that say who served it."""
 
     headers: dict[str, str]
-    tokens: int
+
+    @property
+    def tokens(self) -> int: ...
 
     @property
     def streaming(self) -> bool: ...
@@ -74,31 +76,46 @@ class Attempt(Protocol[R_co]):
 
 
 class _Outcome:
-    """Records one attempt in the deployment's health, once, whenever the attempt ends."""
+    """Records one attempt, once, whenever it ends: in the deployment's health, and for the listener.
 
-    __slots__ = ("_deployment_id", "_health", "_reported", "_started")
+    Only failures that say so (:attr:`GatewayError.counts_as_failure`) count against the deployment: a
+    refused request or a bug in the gateway leaves it healthy.
+    """
 
-    def __init__(self, health: HealthBook, deployment_id: str) -> None:
+    __slots__ = ("_attempt", "_clock", "_health", "_listener", "_reported")
+
+    def __init__(
+        self,
+        health: HealthBook,
+        deployment: Deployment,
+        clock: Callable[[], float],
+        listener: Callable[[AttemptRecord], None] | None,
+    ) -> None:
         self._health = health
-        self._deployment_id = deployment_id
-        self._started = time.monotonic()
+        self._clock = clock
+        self._listener = listener
+        self._attempt = AttemptRecord(deployment.deployment_id, deployment.provider, clock())
         self._reported = False
-        health.started(deployment_id)
+        health.started(deployment.deployment_id)
 
     def __call__(self, failure: GatewayError | None, *, tokens: int = 0, abandoned: bool = False) -> None:
         if self._reported:
             return
         self._reported = True
+        attempt = self._attempt
+        attempt.ended = self._clock()
+        attempt.error = failure
+        attempt.abandoned = abandoned
         health = self._health
-        health.ended(self._deployment_id)
-        if abandoned:
-            return
-        if failure is None:
-            health.succeeded(self._deployment_id, time.monotonic() - self._started, tokens)
-        elif failure.retryable:
-            health.failed(
-                self._deployment_id, failure.message, cool_down_now=isinstance(failure, UpstreamUnreachable)
-            )
+        deployment_id = attempt.deployment_id
+        health.ended(deployment_id)
+        if not abandoned:
+            if failure is None:
+                health.succeeded(deployment_id, attempt.latency, tokens)
+            elif failure.counts_as_failure:
+                health.failed(deployment_id, failure.message, cool_down_now=failure.cools_down_at_once)
+        if self._listener is not None:
+            self._listener(attempt)
 
 
 @dataclass(slots=True)
@@ -115,8 +132,13 @@ async def run_routed(
     settings: RouterSettings,
     attempt: Attempt[R],
     explicit: list[Deployment] | None = None,
+    clock: Callable[[], float] = time.monotonic,
+    on_attempt: Callable[[AttemptRecord], None] | None = None,
 ) -> R:
-    """Serve ``model`` through its group, retries and fallbacks; raise the last error when all fail."""
+    """Serve ``model`` through its group, retries and fallbacks; raise the last error when all fail.
+
+    ``on_attempt`` hears of every attempt when it ends (a stream's at the stream's end).
+    """
     group = model if explicit is not None else names.group_name(model)
     if group is None:
         raise GatewayError(404, f"model {model!r} is not configured on this gateway")
@@ -131,7 +153,7 @@ async def run_routed(
             deployments = names.deployments(current)
         if not deployments:
             continue
-        outcome = await _try_group(deployments, attempt, tries, router, settings)
+        outcome = await _try_group(deployments, attempt, tries, router, settings, clock, on_attempt)
         if not isinstance(outcome, GatewayError):
             return outcome
         error = outcome
@@ -148,6 +170,8 @@ async def _try_group(
     tries: _Tries,
     router: Router,
     settings: RouterSettings,
+    clock: Callable[[], float],
+    on_attempt: Callable[[AttemptRecord], None] | None,
 ) -> R | GatewayError:
     error: GatewayError | None = None
     health = router.health
@@ -164,7 +188,7 @@ async def _try_group(
             await asyncio.sleep(wait)
         tries.count += 1
         tries.tried.add(deployment_id)
-        done = _Outcome(health, deployment_id)
+        done = _Outcome(health, deployment, clock, on_attempt)
         try:
             response = await attempt(deployment, done)
         except GatewayError as exc:

@@ -14,7 +14,7 @@ from typing import Any, Final
 
 from anygate.config import RouterSettings
 from anygate.deployment import Deployment
-from anygate.protocol.errors import GatewayError
+from anygate.protocol.errors import CapacityError, GatewayError
 from anygate.routing.health import HealthBook
 
 UNKNOWN_LATENCY: Final = 0.0
@@ -112,9 +112,8 @@ class Router:
 
 def _rate_limited(wait: float) -> GatewayError:
     seconds = max(1, round(wait + 0.5))
-    return GatewayError(
+    return CapacityError(
         429,
         "every deployment of this model is at its configured rate limit (rpm/tpm)",
         headers={"retry-after": str(seconds)},
-        retryable=True,
     )

@@ -16,11 +16,12 @@ from typing import Any, Final
 
 import orjson
 
-from anygate.config import Config, load_config
-from anygate.gateway import Gateway, GatewayResponse, new_request_id
+from anygate.config import DEFAULT_CONFIG, Config, load_config
+from anygate.gateway import Gateway, GatewayResponse
 from anygate.protocol.errors import GatewayError, client_fault, error_body
+from anygate.protocol.ids import new_request_id
 from anygate.protocol.sse import encode_error
-from anygate.server.auth import check_master_key
+from anygate.server.logs import configure_logging
 
 log = logging.getLogger("anygate.server")
 
@@ -56,9 +57,7 @@ class App:
 
     def __init__(self, gateway: Gateway) -> None:
         self.gateway = gateway
-        general = gateway.config.general
-        self.master_key = os.environ.get("ANYGATE_MASTER_KEY") or general.master_key
-        self.max_body = int(general.max_request_size_mb * 1024 * 1024)
+        self.max_body = int(gateway.config.general.max_request_size_mb * 1024 * 1024)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -152,14 +151,15 @@ class App:
             raise GatewayError(405, f"method {method} is not allowed on {path}; use {expected}")
         if path == "/health":
             return GatewayResponse(body=b'{"status":"ok"}')
-        check_master_key(headers, self.master_key)
+        principal = await self.gateway.authenticate(headers)
         if path == "/v1/models":
             return GatewayResponse(body=self.gateway.list_models())
         if path == "/health/deployments":
             return GatewayResponse(body=self.gateway.deployment_health())
         body = await self._read_json(headers, receive)
         operation = self.gateway.create_message if path == "/v1/messages" else self.gateway.count_tokens
-        return await _until_disconnect(receive, operation(body, headers=headers, request_id=request_id))
+        work = operation(body, headers=headers, request_id=request_id, principal=principal)
+        return await _until_disconnect(receive, work)
 
     async def _read_json(self, headers: dict[str, str], receive: Receive) -> object:
         """The request body parsed as JSON; 413 as soon as it is known to exceed the limit."""
@@ -311,8 +311,6 @@ def create_app(config: Config) -> App:
 
 def app_from_environment() -> App:
     """Factory used by the CLI's server processes: the config path comes in ``ANYGATE_CONFIG``."""
-    from anygate.server.cli import DEFAULT_CONFIG, configure_logging
-
     configure_logging(os.environ.get("ANYGATE_LOG_LEVEL", "info"))
     app = create_app(load_config(os.environ.get("ANYGATE_CONFIG") or DEFAULT_CONFIG))
     tune_garbage_collector()

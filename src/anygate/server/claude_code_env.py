@@ -25,10 +25,10 @@ from typing import Any, Final
 
 import yaml
 
-from anygate.config import ENV_PREFIX, Config, ConfigError, load_config
+from anygate.config import DEFAULT_CONFIG, ENV_PREFIX, MASTER_KEY_ENV, Config, ConfigError, load_config
 from anygate.routing.names import ModelNames
 
-MASTER_KEY_VARIABLE: Final = "ANYGATE_MASTER_KEY"
+MASTER_KEY_VARIABLE: Final = MASTER_KEY_ENV
 NO_KEY_TOKEN: Final = "anygate-no-master-key"
 """Sent when the gateway has no master key: it accepts any key, but Claude Code wants one."""
 UNSPECIFIED_HOSTS: Final = frozenset({"0.0.0.0", "::", ""})
@@ -100,8 +100,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
     """Entry point of ``anygate claude-code-env``; returns the exit status."""
-    from anygate.server.cli import DEFAULT_CONFIG
-
     args = build_parser().parse_args(argv)
     env = os.environ if environ is None else environ
     path = str(Path(args.config).resolve()) if args.config else DEFAULT_CONFIG

@@ -15,14 +15,13 @@ import ipaddress
 import logging
 import os
 import sys
-from importlib import resources
 from pathlib import Path
 from typing import Final
 
 from anygate import __version__
-from anygate.config import ConfigError, load_config
+from anygate.config import DEFAULT_CONFIG, ConfigError, load_config
+from anygate.server.logs import configure_logging
 
-DEFAULT_CONFIG: Final = str(resources.files("anygate") / "default_config.yaml")
 DEFAULT_PORT: Final = 4000
 DEFAULT_HOST: Final = "127.0.0.1"
 LOOPBACK_NAMES: Final = frozenset({"localhost", "ip6-localhost"})
@@ -37,17 +36,6 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
-
-
-def configure_logging(level: str) -> None:
-    """Plain lines on stderr. Thread and process names are not in the format, so they are not looked up
-    for each record: a request log line is on the hot path."""
-    logging.logThreads = False
-    logging.logProcesses = False
-    logging.logMultiprocessing = False
-    logging.basicConfig(
-        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
-    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -98,8 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"anygate: config error: {exc}", file=sys.stderr)
         return 2
-    master_key = os.environ.get("ANYGATE_MASTER_KEY") or config.general.master_key
-    if not master_key and not is_loopback(args.host):
+    if not config.general.master_key and not is_loopback(args.host):
         print(
             f"anygate: refusing to bind {args.host} without a master key: anyone who can reach it could use "
             "your upstream credentials. Set general_settings.master_key or ANYGATE_MASTER_KEY, "

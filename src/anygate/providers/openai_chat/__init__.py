@@ -6,19 +6,9 @@
 - ``stream.py``: Chat Completions chunks → Anthropic events, via the shared block state machine;
 - ``response.py``: a whole completion → the Message, through the same assembler;
 - ``errors.py``: upstream failures → Anthropic errors;
+- ``call.py``: one attempt (the request sent, the tool-name map, what reading the answer needs);
 - ``provider.py``: the provider object the gateway calls.
+
+Importing this package imports nothing else: the registry reads the presets as data and loads the
+provider on first use (:func:`anygate.providers.registry.load_provider`).
 """
-
-from __future__ import annotations
-
-from typing import Final
-
-from anygate.providers.openai_chat.presets import PRESETS, Preset
-from anygate.providers.openai_chat.provider import OpenAIChatProvider
-
-OPENAI_COMPATIBLE_PROVIDERS: Final[dict[str, OpenAIChatProvider]] = {
-    preset.name: OpenAIChatProvider(preset) for preset in PRESETS
-}
-"""``<provider>/`` prefix → provider, merged into the registry."""
-
-__all__ = ["OPENAI_COMPATIBLE_PROVIDERS", "PRESETS", "OpenAIChatProvider", "Preset"]

@@ -14,8 +14,8 @@ from typing import Any, Final
 
 import orjson
 
-from anygate.protocol.errors import GatewayError
-from anygate.providers.upstream_errors import credentials_rejected, is_retryable_status, retry_headers
+from anygate.protocol.errors import GatewayError, upstream_error
+from anygate.providers.upstream_errors import credentials_rejected, retry_headers
 
 STATUS_TO_ANTHROPIC: Final[Mapping[int, tuple[int, str]]] = {
     400: (400, "invalid_request_error"),
@@ -68,12 +68,8 @@ def map_status(status: int, headers: Mapping[str, str], body: bytes) -> GatewayE
     client_status, error_type = STATUS_TO_ANTHROPIC.get(status) or (
         (500, "api_error") if status >= 500 else (400, "invalid_request_error")
     )
-    return GatewayError(
-        client_status,
-        message,
-        error_type=error_type,
-        headers=retry_headers(headers),
-        retryable=is_retryable_status(status),
+    return upstream_error(
+        status, message, status=client_status, error_type=error_type, headers=retry_headers(headers)
     )
 
 
@@ -82,6 +78,4 @@ def in_band_error(payload: dict[str, Any]) -> GatewayError:
     error = payload.get("error")
     code: object = error.get("code") if isinstance(error, dict) else None
     status = code if isinstance(code, int) and 400 <= code < 600 else 500
-    mapped = map_status(status, {}, orjson.dumps(payload))
-    mapped.retryable = mapped.retryable or status == 500
-    return mapped
+    return map_status(status, {}, orjson.dumps(payload))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
@@ -10,22 +11,17 @@ import orjson
 
 from anygate.deployment import Deployment
 from anygate.protocol.errors import GatewayError
-from anygate.providers.base import CallContext, UpstreamRequest
+from anygate.providers.base import CallContext, StaticCredentials, UpstreamRequest
+from anygate.providers.openai_chat.call import ChatCall
 from anygate.providers.openai_chat.errors import map_status
-from anygate.providers.openai_chat.presets import DEFAULT_AZURE_API_VERSION, Preset
+from anygate.providers.openai_chat.presets import DEFAULT_AZURE_API_VERSION, PRESETS, Preset
 from anygate.providers.openai_chat.request import chat_body, chat_messages, chat_tools
-from anygate.providers.openai_chat.response import parse_completion
-from anygate.providers.openai_chat.stream import (
-    UPSTREAM_BODY_BYTES_STATE,
-    UPSTREAM_MODEL_STATE,
-    ChatStreamTranslator,
-)
 from anygate.tokens import count_request_tokens
 
 _CHAT_PATH = "/chat/completions"
 
 
-class OpenAIChatProvider:
+class OpenAIChatProvider(StaticCredentials):
     """An OpenAI-compatible Chat Completions service."""
 
     __slots__ = ("api_key_env", "name", "preset")
@@ -74,30 +70,23 @@ class OpenAIChatProvider:
 
     # --- the Provider protocol ---------------------------------------------------------------------------
 
-    def build_request(
+    def prepare(
         self, deployment: Deployment, request: dict[str, Any], ctx: CallContext, *, stream: bool
-    ) -> UpstreamRequest:
+    ) -> ChatCall:
         url = self.chat_url(deployment)
-        ctx.state[UPSTREAM_MODEL_STATE] = deployment.upstream_model
-        body = chat_body(
-            request, model=deployment.upstream_model, preset=self.preset, state=ctx.state, stream=stream
+        body, tool_names = chat_body(
+            request, model=deployment.upstream_model, preset=self.preset, stream=stream
         )
         payload = orjson.dumps(body)
-        ctx.state[UPSTREAM_BODY_BYTES_STATE] = len(payload)
-        return UpstreamRequest("POST", url, self.headers(deployment), payload)
-
-    def parse_response(self, body: bytes, ctx: CallContext) -> bytes:
-        return parse_completion(body, ctx)
-
-    def stream_translator(self, ctx: CallContext) -> ChatStreamTranslator:
-        return ChatStreamTranslator(ctx)
+        upstream = UpstreamRequest("POST", url, self.headers(deployment), payload)
+        return ChatCall(ctx, upstream, deployment.upstream_model, tool_names, len(payload))
 
     def map_error(self, status: int, headers: Mapping[str, str], body: bytes) -> GatewayError:
         return map_status(status, headers, body)
 
-    def build_count_tokens_request(
+    def prepare_count_tokens(
         self, deployment: Deployment, request: dict[str, Any], ctx: CallContext
-    ) -> UpstreamRequest | None:
+    ) -> TokenizeCall | None:
         """vLLM's ``POST /tokenize`` (beside ``/v1``) counts the chat request as the model sees it;
         other services have no such endpoint and are counted locally."""
         if not self.preset.tokenize_endpoint:
@@ -112,16 +101,30 @@ class OpenAIChatProvider:
         tools = chat_tools(request.get("tools"), names)
         if tools:
             body["tools"] = tools
-        return UpstreamRequest("POST", root + "/tokenize", self.headers(deployment), orjson.dumps(body))
-
-    def parse_count_tokens(self, body: bytes, ctx: CallContext) -> int:
-        parsed = orjson.loads(body)
-        count = parsed.get("count") if isinstance(parsed, dict) else None
-        if not isinstance(count, int) or count < 1:
-            raise GatewayError(
-                502, "the upstream /tokenize answer has no count", error_type="api_error", retryable=True
-            )
-        return count
+        upstream = UpstreamRequest("POST", root + "/tokenize", self.headers(deployment), orjson.dumps(body))
+        return TokenizeCall(upstream)
 
     def count_tokens_locally(self, deployment: Deployment, request: dict[str, Any]) -> int:
         return count_request_tokens(request, deployment.upstream_model)
+
+
+@dataclass(slots=True)
+class TokenizeCall:
+    """vLLM's ``/tokenize`` request and its answer's ``count``."""
+
+    request: UpstreamRequest
+
+    def parse(self, body: bytes) -> int:
+        parsed = orjson.loads(body)
+        count = parsed.get("count") if isinstance(parsed, dict) else None
+        if not isinstance(count, int) or count < 1:
+            raise ValueError("the upstream /tokenize answer has no count")
+        return count
+
+
+_BY_NAME: dict[str, Preset] = {preset.name: preset for preset in PRESETS}
+
+
+def provider_for_preset(name: str) -> OpenAIChatProvider:
+    """The provider for the OpenAI-compatible service ``name`` (see :data:`PRESETS`)."""
+    return OpenAIChatProvider(_BY_NAME[name])

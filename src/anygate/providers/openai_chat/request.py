@@ -28,16 +28,13 @@ RESPONSE_FORMAT_NAME: Final = "response"
 _TOOL_CHOICE: Final[dict[str, str]] = {"auto": "auto", "any": "required", "none": "none"}
 """Anthropic ``tool_choice.type`` → Chat Completions ``tool_choice`` (``tool`` names a function)."""
 
-TOOL_NAMES_STATE: Final = "openai.tool_names"
-"""``CallContext.state`` key of the wire name → Anthropic tool name map."""
-
 
 def chat_body(
-    request: dict[str, Any], *, model: str, preset: Preset, state: dict[str, Any], stream: bool
-) -> dict[str, Any]:
-    """The Chat Completions body for an Anthropic request; records the tool name map in ``state``."""
+    request: dict[str, Any], *, model: str, preset: Preset, stream: bool
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """The Chat Completions body for an Anthropic request, and the map from the tool names sent (which
+    the upstream answers with) back to the client's names."""
     names = tool_name_map(_tool_names(request))
-    state[TOOL_NAMES_STATE] = {wire: name for name, wire in names.items()}
     body: dict[str, Any] = {"model": model, "messages": chat_messages(request, preset, names)}
     tools = chat_tools(request.get("tools"), names)
     if tools:
@@ -53,7 +50,7 @@ def chat_body(
         body["stream"] = True
         if preset.stream_usage:
             body["stream_options"] = {"include_usage": True}
-    return body
+    return body, {wire: name for name, wire in names.items()}
 
 
 # --- messages --------------------------------------------------------------------------------------

@@ -14,25 +14,23 @@ else raises :class:`GatewayError` from :meth:`ChatStreamTranslator.finish` and t
 from __future__ import annotations
 
 import logging
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import orjson
 
-from anygate.protocol.errors import GatewayError
-from anygate.protocol.sse import SSEDecoder, encode_event
-from anygate.providers.base import CallContext
-from anygate.providers.blocks import BlockStream
+from anygate.hooks import Usage
+from anygate.protocol.errors import UpstreamFailure
+from anygate.protocol.sse import SSEDecoder, SSEFrame
+from anygate.providers.blocks import BlockStream, FrameTranslator
 from anygate.providers.openai_chat.errors import in_band_error
 from anygate.providers.openai_chat.names import anthropic_tool_id
-from anygate.providers.openai_chat.request import TOOL_NAMES_STATE
-from anygate.tokens import count_request_tokens, count_text_tokens
+from anygate.tokens import count_text_tokens
+
+if TYPE_CHECKING:
+    from anygate.providers.openai_chat.call import ChatCall
 
 log = logging.getLogger("anygate.openai")
 
-UPSTREAM_MODEL_STATE: Final = "openai.upstream_model"
-"""``CallContext.state`` key of the model name sent upstream (it picks the tokenizer)."""
-UPSTREAM_BODY_BYTES_STATE: Final = "openai.upstream_body_bytes"
-"""``CallContext.state`` key of the size of the JSON body sent upstream (for the early estimate)."""
 BYTES_PER_TOKEN: Final = 4
 """Rough bytes per token of a JSON chat request, for the ``message_start`` estimate."""
 
@@ -57,16 +55,11 @@ FAILED_FINISH_REASONS: Final = frozenset({"error", "abort", "cancelled"})
 DONE_MARKER: Final = "[DONE]"
 
 
-def message_id_for(ctx: CallContext) -> str:
-    """The ``msg_…`` id of the answer, derived from the gateway's request id."""
-    return "msg_" + ctx.request_id.removeprefix("req_")
-
-
 class ChoiceAssembler:
     """Turns the parts of choice 0 of one answer into Anthropic events, in order."""
 
     __slots__ = (
-        "_ctx",
+        "_call",
         "_finish_reason",
         "_matched_stop",
         "_output",
@@ -77,22 +70,19 @@ class ChoiceAssembler:
         "blocks",
     )
 
-    def __init__(self, ctx: CallContext) -> None:
-        self._ctx = ctx
+    def __init__(self, call: ChatCall) -> None:
+        ctx = call.ctx
+        self._call = call
         self.blocks = BlockStream(
-            message_id=message_id_for(ctx), model=ctx.requested_model, sign_thinking=ctx.signer.sign
+            message_id=ctx.message_id, model=ctx.requested_model, sign_thinking=ctx.signer.sign
         )
-        self._tool_names: dict[str, str] = ctx.state.get(TOOL_NAMES_STATE) or {}
+        self._tool_names = call.tool_names
         self._finish_reason: str | None = None
         self._matched_stop: str | None = None
         self._refused = False
         self._upstream_usage: dict[str, Any] | None = None
         self._output: list[str] = []
         self._text_tail = ""
-
-    @property
-    def model(self) -> str:
-        return str(self._ctx.state.get(UPSTREAM_MODEL_STATE) or self._ctx.requested_model)
 
     @property
     def finish_reason(self) -> str | None:
@@ -103,12 +93,8 @@ class ChoiceAssembler:
         ``message_delta``. The estimate is the upstream body's size over :data:`BYTES_PER_TOKEN`: running a
         tokenizer over a ~90 KB Claude Code request would cost milliseconds of CPU on every request, for a
         number that the final usage replaces moments later."""
-        body_bytes = self._ctx.state.get(UPSTREAM_BODY_BYTES_STATE)
-        if isinstance(body_bytes, int):
-            estimate = max(body_bytes // BYTES_PER_TOKEN, 1)
-        else:
-            estimate = self._local_input_tokens()
-        self.blocks.start({"input_tokens": estimate, "output_tokens": 1})
+        estimate = max(self._call.body_bytes // BYTES_PER_TOKEN, 1)
+        self.blocks.start(Usage(input_tokens=estimate, output_tokens=1))
 
     def chunk(self, payload: dict[str, Any]) -> None:
         """One parsed upstream chunk (or whole completion): choice 0 and any usage."""
@@ -131,11 +117,10 @@ class ChoiceAssembler:
         finish_reason = choice.get("finish_reason")
         if isinstance(finish_reason, str) and finish_reason:
             if finish_reason in FAILED_FINISH_REASONS:
-                raise GatewayError(
+                raise UpstreamFailure(
                     502,
                     f"the upstream ended the answer with finish_reason {finish_reason!r}",
                     error_type="api_error",
-                    retryable=True,
                 )
             self._finish_reason = finish_reason
         matched = choice.get("stop_reason")  # vLLM: the stop string that matched (or a token id)
@@ -189,7 +174,7 @@ class ChoiceAssembler:
     def finish(self) -> None:
         """Close the message: stop reason, stop sequence and usage."""
         stop_reason, stop_sequence = self._stop()
-        self.blocks.finish(stop_reason, stop_sequence, self._usage())
+        self.blocks.finish(stop_reason, stop_sequence, self.usage())
 
     def _stop(self) -> tuple[str, str | None]:
         reason = self._finish_reason or "stop"
@@ -211,7 +196,9 @@ class ChoiceAssembler:
     def _matched_stop_sequence(self) -> str | None:
         """The stop sequence that ended the answer, when it can be told: vLLM names it, and servers
         that keep the sequence in the output end with it."""
-        sequences = [s for s in self._ctx.request.get("stop_sequences") or [] if isinstance(s, str) and s]
+        sequences = [
+            s for s in self._call.ctx.request.get("stop_sequences") or [] if isinstance(s, str) and s
+        ]
         if self._matched_stop is not None and self._matched_stop in sequences:
             return self._matched_stop
         for sequence in sequences:
@@ -219,77 +206,57 @@ class ChoiceAssembler:
                 return sequence
         return None
 
-    def _usage(self) -> dict[str, int]:
+    def usage(self) -> Usage:
+        """The answer's usage: the upstream's figures, or local counts when it reported none."""
         usage = self._upstream_usage
         if usage is None:
-            return {
-                "input_tokens": self._local_input_tokens(),
-                "output_tokens": count_text_tokens("".join(self._output), self.model),
-            }
+            return Usage(
+                input_tokens=self._call.local_input_tokens(),
+                output_tokens=count_text_tokens("".join(self._output), self._call.upstream_model),
+            )
         prompt = _int(usage.get("prompt_tokens"))
         details = usage.get("prompt_tokens_details")
         cached = _int(details.get("cached_tokens")) if isinstance(details, dict) else 0
         cached = cached or _int(usage.get("prompt_cache_hit_tokens"))  # DeepSeek
-        return {
-            "input_tokens": max(prompt - cached, 0),
-            "cache_read_input_tokens": cached,
-            "cache_creation_input_tokens": 0,
-            "output_tokens": _int(usage.get("completion_tokens")),
-        }
-
-    def _local_input_tokens(self) -> int:
-        cached: int | None = self._ctx.state.get("openai.local_input_tokens")
-        if cached is None:
-            cached = count_request_tokens(self._ctx.request, self.model)
-            self._ctx.state["openai.local_input_tokens"] = cached
-        return cached
+        return Usage(
+            input_tokens=max(prompt - cached, 0),
+            output_tokens=_int(usage.get("completion_tokens")),
+            cache_read_input_tokens=cached,
+        )
 
 
 def _int(value: object) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
 
-class ChatStreamTranslator:
+class ChatStreamTranslator(FrameTranslator[SSEFrame]):
     """A Chat Completions SSE stream → Anthropic SSE frames (see the module docstring)."""
 
-    __slots__ = ("_assembler", "_decoder", "_done", "_ended")
+    __slots__ = ("_assembler", "_done")
 
-    def __init__(self, ctx: CallContext) -> None:
-        self._assembler = ChoiceAssembler(ctx)
-        self._decoder = SSEDecoder()
+    def __init__(self, call: ChatCall) -> None:
+        self._assembler = ChoiceAssembler(call)
+        super().__init__(SSEDecoder(), self._assembler.blocks)
         self._done = False
-        self._ended = False
 
     @property
     def started(self) -> bool:
-        return self._assembler.blocks.started
+        return self.blocks.started
 
     @property
-    def usage(self) -> dict[str, int]:
-        return self._assembler._usage()
+    def usage(self) -> Usage:
+        return self._assembler.usage()
 
-    def feed(self, chunk: bytes) -> bytes:
-        for frame in self._decoder.feed(chunk):
-            self._frame(frame.data)
-        return self._drain()
-
-    def finish(self) -> bytes:
-        for frame in self._decoder.flush():
-            self._frame(frame.data)
+    def on_end(self) -> None:
         if self._assembler.finish_reason is None:
-            raise GatewayError(
-                502,
-                "the upstream stream ended without a finish_reason",
-                error_type="api_error",
-                retryable=True,
+            raise UpstreamFailure(
+                502, "the upstream stream ended without a finish_reason", error_type="api_error"
             )
         if not self._done:
-            raise GatewayError(
-                502, "the upstream stream ended without [DONE]", error_type="api_error", retryable=True
-            )
-        return self._drain()
+            raise UpstreamFailure(502, "the upstream stream ended without [DONE]", error_type="api_error")
 
-    def _frame(self, data: str) -> None:
+    def on_frame(self, frame: SSEFrame) -> None:
+        data = frame.data
         if self._done or not data:
             return
         if data.strip() == DONE_MARKER:
@@ -305,7 +272,3 @@ class ChatStreamTranslator:
         if not self.started:
             self._assembler.start()
         self._assembler.chunk(payload)
-
-    def _drain(self) -> bytes:
-        events = self._assembler.blocks.drain()
-        return b"".join(encode_event(event) for event in events)
