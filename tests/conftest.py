@@ -16,7 +16,6 @@ from tests.fakes.upstream import FakeUpstream
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 RECORDINGS = SHARED / "recordings"
 SPECS = SHARED / "specs"
-os.environ.setdefault("TIKTOKEN_CACHE_DIR", str(SHARED / "tokenizers"))
 
 # Property tests explore the same examples on every run (the suite is deterministic) and leave no
 # example database behind; explore with fresh randomness by running with HYPOTHESIS_PROFILE=explore.

@@ -28,11 +28,13 @@ from anygate.protocol.errors import GatewayError
 from anygate.protocol.sse import PING_FRAME, encode_error, encode_event
 from anygate.protocol.validation import validate_count_tokens_request, validate_messages_request
 from anygate.providers.base import CallContext, LocalProvider, Provider, StreamTranslator
+from anygate.providers.openai_chat import OPENAI_COMPATIBLE_PROVIDERS
 from anygate.providers.registry import PLANNED_PROVIDERS, PROVIDERS
 from anygate.routing.names import ModelNames
 from anygate.routing.retry import Attempt, AttemptOutcome, run_routed
 from anygate.routing.router import Router
 from anygate.signing import ThinkingSigner
+from anygate.tokens import preload_encodings_off_loop
 from anygate.upstream import UpstreamClient, connection_failed
 
 if TYPE_CHECKING:
@@ -238,6 +240,7 @@ class Gateway:
         stream: bool,
     ) -> GatewayResponse:
         provider = self._provider(deployment)
+        await _tokenizer_ready(deployment)
         request = _within_output_limit(request, deployment)
         if isinstance(provider, LocalProvider):
             events = provider.answer(deployment, request, ctx)
@@ -359,6 +362,7 @@ class Gateway:
 
     async def _count_tokens(self, deployment: Deployment, request: dict[str, Any], ctx: CallContext) -> int:
         provider = self._provider(deployment)
+        await _tokenizer_ready(deployment)
         if isinstance(provider, LocalProvider):
             return provider.count_tokens_locally(deployment, request)
         upstream_request = provider.build_count_tokens_request(deployment, request, ctx)
@@ -372,6 +376,14 @@ class Gateway:
             return provider.parse_count_tokens(body, ctx)
         except _PARSE_ERRORS as exc:
             raise _malformed("count_tokens answer", exc) from None
+
+
+async def _tokenizer_ready(deployment: Deployment) -> None:
+    """OpenAI-compatible deployments count tokens with tiktoken (when the upstream reports no usage, and
+    for count_tokens): load its encodings in a worker thread the first time, rather than on the event
+    loop inside the count. The server preloads them at start-up, so there this is a size check."""
+    if deployment.provider in OPENAI_COMPATIBLE_PROVIDERS:
+        await preload_encodings_off_loop()
 
 
 def _within_output_limit(request: dict[str, Any], deployment: Deployment) -> dict[str, Any]:

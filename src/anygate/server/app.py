@@ -20,7 +20,9 @@ from anygate.config import Config, load_config
 from anygate.gateway import Gateway, GatewayResponse, new_request_id
 from anygate.protocol.errors import GatewayError, client_fault, error_body
 from anygate.protocol.sse import encode_error
+from anygate.providers.openai_chat import OPENAI_COMPATIBLE_PROVIDERS
 from anygate.server.auth import check_master_key
+from anygate.tokens import preload_encodings
 
 log = logging.getLogger("anygate.server")
 
@@ -314,7 +316,10 @@ def app_from_environment() -> App:
     from anygate.server.cli import DEFAULT_CONFIG, configure_logging
 
     configure_logging(os.environ.get("ANYGATE_LOG_LEVEL", "info"))
-    app = create_app(load_config(os.environ.get("ANYGATE_CONFIG") or DEFAULT_CONFIG))
+    config = load_config(os.environ.get("ANYGATE_CONFIG") or DEFAULT_CONFIG)
+    app = create_app(config)
+    if any(deployment.provider in OPENAI_COMPATIBLE_PROVIDERS for deployment in config.deployments):
+        preload_encodings()  # before serving, and before the collector freezes what start-up built
     tune_garbage_collector()
     return app
 
