@@ -1,4 +1,8 @@
-"""Shared fixtures: fake upstreams and the gateway server on real loopback ports, and the shared/ data."""
+"""Shared fixtures: fake upstreams and the gateway server on real loopback ports, and the recorded data.
+
+Recorded streams and API specs live in ``tests/fixtures`` (provenance and licences in its README): the
+suite reads nothing outside the repository, so a fresh clone passes with nothing beside it.
+"""
 
 from __future__ import annotations
 
@@ -13,10 +17,9 @@ from hypothesis import settings
 from tests.fakes.gateway_server import GatewayServer
 from tests.fakes.upstream import FakeUpstream
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-RECORDINGS = SHARED / "recordings"
-SPECS = SHARED / "specs"
-os.environ.setdefault("TIKTOKEN_CACHE_DIR", str(SHARED / "tokenizers"))
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+RECORDINGS = FIXTURES / "recordings"
+SPECS = FIXTURES / "specs"
 
 # Property tests explore the same examples on every run (the suite is deterministic) and leave no
 # example database behind; explore with fresh randomness by running with HYPOTHESIS_PROFILE=explore.

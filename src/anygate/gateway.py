@@ -106,10 +106,24 @@ class Gateway:
         self.hooks = Hooks([MasterKey(master_key)] if master_key else [])
         for hook in hooks:
             self.hooks.add(hook)
+        self._warm: set[str] = set()
+        """Providers whose :meth:`warm_up` ran (tokenizers loaded, libraries imported)."""
         for name in {deployment.provider for deployment in self.config.deployments}:
             if name in SPECS:
                 load_provider(name)  # import the translators the config uses now, not on a request
         self.started_at = datetime.now(UTC).replace(microsecond=0)
+
+    def warm_up(self) -> None:
+        """Load what the configured providers need before the first request (blocking: the server calls
+        it at start-up, before it serves). Providers used later are warmed in a worker thread."""
+        for name in {deployment.provider for deployment in self.config.deployments}:
+            if name in SPECS:
+                _warm_up(load_provider(name))
+                self._warm.add(name)
+
+    async def _warm_up_off_loop(self, name: str) -> None:
+        await asyncio.to_thread(_warm_up, load_provider(name))
+        self._warm.add(name)
 
     @classmethod
     def from_config(cls, path: str) -> Gateway:
@@ -321,6 +335,8 @@ class Gateway:
     ) -> GatewayResponse:
         record.deployment_id = deployment.deployment_id
         record.provider = deployment.provider
+        if deployment.provider not in self._warm:
+            await self._warm_up_off_loop(deployment.provider)
         provider = load_provider(deployment.provider)
         request = _within_output_limit(request, deployment)
         if isinstance(provider, LocalProvider):
@@ -471,6 +487,8 @@ class Gateway:
             self._complete(record, None, usage, client_gone=not completed)
 
     async def _count_tokens(self, deployment: Deployment, request: dict[str, Any], ctx: CallContext) -> int:
+        if deployment.provider not in self._warm:
+            await self._warm_up_off_loop(deployment.provider)
         provider = load_provider(deployment.provider)
         if isinstance(provider, LocalProvider):
             return provider.count_tokens_locally(deployment, request)
@@ -488,6 +506,12 @@ class Gateway:
             return call.parse(body)
         except ValueError as exc:
             raise malformed_upstream("count_tokens answer", exc) from None
+
+
+def _warm_up(provider: object) -> None:
+    warm_up = getattr(provider, "warm_up", None)
+    if warm_up is not None:
+        warm_up()
 
 
 def _within_output_limit(request: dict[str, Any], deployment: Deployment) -> dict[str, Any]:

@@ -2,17 +2,35 @@
 
 :func:`request_text` flattens everything a model reads (system, messages, tool definitions) into text;
 the counters then either use a real tokenizer (tiktoken, for OpenAI models) or a fast estimate. An
-estimate is honest enough for context-window decisions; a fake 0 is not. tiktoken needs its encoding
-files (downloaded once, or found in ``TIKTOKEN_CACHE_DIR``); without them counting falls back to the
-estimate and says so once in the log.
+estimate is honest enough for context-window decisions; a fake 0 is not.
+
+The two BPE encodings OpenAI models use (``o200k_base``, ``cl100k_base``) ship inside the package, in
+``anygate/tokenizers/`` (OpenAI's files, MIT, licence beside them), and each :class:`tiktoken.Encoding` is
+built directly from its file. ``tiktoken.get_encoding`` is never called: on a machine without its cache
+it downloads the files with a blocking request that has no timeout, which hangs an offline host and
+freezes the event loop it runs on. Shipping the files (about 5 MB) gives exact counts offline, on a fresh
+machine, with no extra dependency; a tokenizer-free estimate would not match what OpenAI bills. The files
+are read directly rather than through ``tiktoken.load.load_tiktoken_bpe``, which copies every file it
+reads into a cache directory and fails when a configured ``TIKTOKEN_CACHE_DIR`` is read-only; each file's
+SHA-256 is checked against the hash tiktoken itself expects. If a file is missing or damaged, counting
+falls back to the estimate and says so once in the log.
+
+Loading both encodings takes about half a second and ~110 MB, so it happens once per process and never on
+the event loop of a request: the OpenAI-compatible provider's ``warm_up`` calls :func:`preload_encodings`,
+which the server runs at start-up for the providers its config uses, and the gateway runs in a worker
+thread before the first request to any other provider (the in-process SDK's case).
 """
 
 from __future__ import annotations
 
-import functools
+import base64
+import hashlib
 import logging
 import re
-from collections.abc import Iterator
+import threading
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Final
 
 import orjson
@@ -117,8 +135,6 @@ CHAT_MESSAGE_OVERHEAD_TOKENS: Final = 3
 """OpenAI's per-message framing (role and separators), plus the same once to prime the reply."""
 FUNCTION_OVERHEAD_TOKENS: Final = 8
 
-_unavailable_logged = False
-
 
 def encoding_name_for_model(model: str) -> str:
     """The tiktoken encoding of an OpenAI model: ``o200k_base`` for gpt-4o, 4.1, 5 and the o-series,
@@ -131,25 +147,122 @@ def encoding_name_for_model(model: str) -> str:
     return DEFAULT_ENCODING
 
 
-@functools.cache
-def _encoding(name: str) -> Any | None:
-    """The tiktoken encoding, or None (logged once) when its files cannot be had (no internet, no
-    ``TIKTOKEN_CACHE_DIR``): counts then fall back to the estimate."""
-    global _unavailable_logged
-    try:
-        import tiktoken
+TOKENIZERS: Final = Path(__file__).resolve().parent / "tokenizers"
+"""Where the shipped encoding files are: ``<encoding name>.tiktoken``."""
 
-        return tiktoken.get_encoding(name)
-    except Exception as exc:  # tiktoken raises whatever its download raised
-        if not _unavailable_logged:
-            _unavailable_logged = True
+
+@dataclass(frozen=True, slots=True)
+class EncodingSpec:
+    """What builds one tiktoken encoding besides its file: the values of ``tiktoken_ext.openai_public``
+    (a test checks they still match the installed tiktoken)."""
+
+    sha256: str
+    pat_str: str
+    special_tokens: Mapping[str, int]
+
+
+_ENDOFTEXT: Final = "<|endoftext|>"
+_ENDOFPROMPT: Final = "<|endofprompt|>"
+ENCODINGS: Final[Mapping[str, EncodingSpec]] = {
+    "o200k_base": EncodingSpec(
+        sha256="446a9538cb6c348e3516120d7c08b09f57c36495e2acfffe59a5bf8b0cfb1a2d",
+        pat_str="|".join(
+            [
+                r"""[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+"""
+                r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)?""",
+                r"""[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*"""
+                r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)?""",
+                r"""\p{N}{1,3}""",
+                r""" ?[^\s\p{L}\p{N}]+[\r\n/]*""",
+                r"""\s*[\r\n]+""",
+                r"""\s+(?!\S)""",
+                r"""\s+""",
+            ]
+        ),
+        special_tokens={_ENDOFTEXT: 199999, _ENDOFPROMPT: 200018},
+    ),
+    "cl100k_base": EncodingSpec(
+        sha256="223921b76ee99bde995b7ff738513eef100fb51d18c93597a113bcffe865b2a7",
+        pat_str=(
+            r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}++|\p{N}{1,3}+| ?[^\s\p{L}\p{N}]++[\r\n]*+"""
+            r"""|\s++$|\s*[\r\n]|\s+(?!\S)|\s"""
+        ),
+        special_tokens={
+            _ENDOFTEXT: 100257,
+            "<|fim_prefix|>": 100258,
+            "<|fim_middle|>": 100259,
+            "<|fim_suffix|>": 100260,
+            _ENDOFPROMPT: 100276,
+        },
+    ),
+}
+"""The encodings anygate counts with: :func:`encoding_name_for_model` maps every model to one of them."""
+
+_LOADED: dict[str, Any | None] = {}
+"""Encoding name → its tiktoken encoding, or None when its file could not be loaded (estimate instead)."""
+_LOADING: Final = threading.Lock()
+"""Held while loading, so a start-up thread and a late caller never load the same file twice."""
+
+
+def read_ranks(path: Path, sha256: str) -> dict[bytes, int]:
+    """The mergeable ranks of a ``.tiktoken`` file (one ``base64(token) rank`` per line), after checking
+    its SHA-256: a truncated or altered file would count wrongly without complaint."""
+    data = path.read_bytes()
+    actual = hashlib.sha256(data).hexdigest()
+    if actual != sha256:
+        raise ValueError(f"{path} has SHA-256 {actual}, expected {sha256}")
+    ranks: dict[bytes, int] = {}
+    for line in data.splitlines():
+        if line:
+            token, rank = line.split()
+            ranks[base64.b64decode(token)] = int(rank)
+    return ranks
+
+
+def load_encoding(name: str, directory: Path = TOKENIZERS) -> Any:
+    """A tiktoken encoding built from its shipped file; raises when the file is missing or damaged."""
+    import tiktoken
+
+    spec = ENCODINGS[name]
+    return tiktoken.Encoding(
+        name=name,
+        pat_str=spec.pat_str,
+        mergeable_ranks=read_ranks(directory / f"{name}.tiktoken", spec.sha256),
+        special_tokens=dict(spec.special_tokens),
+    )
+
+
+def _load_or_none(name: str) -> Any | None:
+    try:
+        return load_encoding(name, TOKENIZERS)
+    except Exception as exc:  # missing file, bad hash, tiktoken not importable: count with the estimate
+        if None not in _LOADED.values():  # say it once, for the first encoding that fails
             log.warning(
-                "tiktoken encoding %s is unavailable (%s); token counts are estimates. Set "
-                "TIKTOKEN_CACHE_DIR to a directory holding tiktoken's cache files.",
+                "tiktoken encoding %s is unavailable (%s: %s); token counts are estimates. Reinstall "
+                "anygate: its package carries the encoding files in anygate/tokenizers/.",
                 name,
                 type(exc).__name__,
+                exc,
             )
         return None
+
+
+def _encoding(name: str) -> Any | None:
+    """The tiktoken encoding, loaded on first use (blocking; see :func:`preload_encodings`), or None
+    when its file cannot be loaded: counts then fall back to the estimate."""
+    try:
+        return _LOADED[name]
+    except KeyError:
+        with _LOADING:
+            if name not in _LOADED:
+                _LOADED[name] = _load_or_none(name)
+        return _LOADED[name]
+
+
+def preload_encodings() -> None:
+    """Load every encoding now (about half a second), so that no request pays for it later."""
+    for name in ENCODINGS:
+        _encoding(name)
 
 
 def count_text_tokens(text: str, model: str) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -141,23 +142,14 @@ def test_vllm_counts_with_its_tokenize_endpoint() -> None:
 
 
 def test_without_encoding_files_counting_falls_back_to_the_estimate_and_says_so_once(
-    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, tmp_path: Path
 ) -> None:
-    import tiktoken
-
-    def offline(name: str) -> None:
-        raise ConnectionError("no internet")
-
-    tokens._encoding.cache_clear()
-    monkeypatch.setattr(tiktoken, "get_encoding", offline)
-    monkeypatch.setattr(tokens, "_unavailable_logged", False)
-    try:
-        with caplog.at_level(logging.WARNING, logger="anygate.tokens"):
-            first = tokens.count_request_tokens(REQUEST, "gpt-4o")
-            tokens.count_text_tokens("more text", "gpt-4")
-        assert first == tokens.estimate_request_tokens(REQUEST) > 0
-        assert tokens.count_text_tokens("hello world", "gpt-4o") == tokens.estimate_text_tokens("hello world")
-        warnings = [r for r in caplog.records if "unavailable" in r.getMessage()]
-        assert len(warnings) == 1 and "TIKTOKEN_CACHE_DIR" in warnings[0].getMessage()
-    finally:
-        tokens._encoding.cache_clear()
+    monkeypatch.setattr(tokens, "TOKENIZERS", tmp_path)  # an install that lost its encoding files
+    monkeypatch.setattr(tokens, "_LOADED", {})
+    with caplog.at_level(logging.WARNING, logger="anygate.tokens"):
+        first = tokens.count_request_tokens(REQUEST, "gpt-4o")
+        tokens.count_text_tokens("more text", "gpt-4")
+    assert first == tokens.estimate_request_tokens(REQUEST) > 0
+    assert tokens.count_text_tokens("hello world", "gpt-4o") == tokens.estimate_text_tokens("hello world")
+    warnings = [r for r in caplog.records if "unavailable" in r.getMessage()]
+    assert len(warnings) == 1 and "anygate/tokenizers" in warnings[0].getMessage()

@@ -313,6 +313,7 @@ def app_from_environment() -> App:
     """Factory used by the CLI's server processes: the config path comes in ``ANYGATE_CONFIG``."""
     configure_logging(os.environ.get("ANYGATE_LOG_LEVEL", "info"))
     app = create_app(load_config(os.environ.get("ANYGATE_CONFIG") or DEFAULT_CONFIG))
+    app.gateway.warm_up()  # before serving, and before the collector freezes what start-up built
     tune_garbage_collector()
     return app
 
