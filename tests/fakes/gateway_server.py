@@ -5,10 +5,12 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from collections.abc import Sequence
 
 import uvicorn
 
 from anygate.config import Config, parse_config
+from anygate.hooks import Hook
 from anygate.server.app import create_app
 
 
@@ -22,9 +24,9 @@ def free_port() -> int:
 class GatewayServer:
     """Serves a config the way ``anygate --config`` does (uvloop, httptools), for the tests' clients."""
 
-    def __init__(self, config: Config | str) -> None:
+    def __init__(self, config: Config | str, *, hooks: Sequence[Hook] = ()) -> None:
         self.config = parse_config(config) if isinstance(config, str) else config
-        self.app = create_app(self.config)
+        self.app = create_app(self.config, hooks=hooks)
         self.port = free_port()
         self._server = uvicorn.Server(
             uvicorn.Config(

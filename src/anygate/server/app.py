@@ -11,13 +11,14 @@ import gc
 import logging
 import os
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from typing import Any, Final
 
 import orjson
 
 from anygate.config import DEFAULT_CONFIG, Config, load_config
 from anygate.gateway import Gateway, GatewayResponse
+from anygate.hooks import Hook
 from anygate.protocol.errors import GatewayError, client_fault, error_body
 from anygate.protocol.ids import new_request_id
 from anygate.protocol.sse import encode_error
@@ -304,9 +305,9 @@ async def _send_body(send: Send, status: int, body: bytes, request_id: str, extr
     await send({"type": "http.response.body", "body": body, "more_body": False})
 
 
-def create_app(config: Config) -> App:
-    """The ASGI app over a config."""
-    return App(Gateway(config))
+def create_app(config: Config, *, hooks: Sequence[Hook] = ()) -> App:
+    """The ASGI app over a config, with extra lifecycle hooks."""
+    return App(Gateway(config, hooks=hooks))
 
 
 def app_from_environment() -> App:
