@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -126,7 +127,7 @@ class Gateway:
         self._warm.add(name)
 
     @classmethod
-    def from_config(cls, path: str) -> Gateway:
+    def from_config(cls, path: str | os.PathLike[str]) -> Gateway:
         """A gateway over a LiteLLM-format config file."""
         return cls(load_config(path))
 
