@@ -19,6 +19,7 @@ import aiohttp
 
 from anygate.protocol.errors import GatewayError
 from anygate.providers.base import UpstreamRequest
+from anygate.transport_errors import connect_failure_reason
 
 CONNECTIONS_PER_HOST: Final = 0  # unlimited: the gateway's concurrency is the clients'
 KEEPALIVE_SECONDS: Final = 60.0
@@ -124,9 +125,7 @@ def transport_failures(timeout: float) -> Iterator[None]:
     except TimeoutError:
         raise GatewayError(504, f"the upstream did not answer within {timeout:g}s", retryable=True) from None
     except aiohttp.ClientConnectorError as exc:
-        raise UpstreamUnreachable(
-            f"cannot connect to the upstream: {exc.strerror or type(exc).__name__}"
-        ) from None
+        raise UpstreamUnreachable(f"cannot connect to the upstream: {connect_failure_reason(exc)}") from None
     except aiohttp.ClientError as exc:
         raise connection_failed(exc) from None
 
