@@ -10,6 +10,7 @@ import uvicorn
 
 from anygate.config import Config, parse_config
 from anygate.server.app import create_app
+from anygate.server.runtime import server_options
 
 
 def free_port() -> int:
@@ -31,11 +32,8 @@ class GatewayServer:
                 self.app,
                 host="127.0.0.1",
                 port=self.port,
-                loop="uvloop",
-                http="httptools",
-                lifespan="on",
-                access_log=False,
                 log_level="warning",
+                **server_options(),
             )
         )
         self._thread = threading.Thread(target=self._server.run, daemon=True)
