@@ -37,7 +37,8 @@ KEY_PATTERNS: Final[tuple[str, ...]] = (
     # Azure OpenAI / Cognitive Services keys: 32 hex digits (older) or 84 base62 characters (newer),
     # and any other long run of letters and digits that mixes both (tokens, secrets, AWS secret keys).
     r"\b[0-9a-fA-F]{32}\b",
-    r"\b(?=[A-Za-z]*[0-9])(?=[0-9]*[A-Za-z])[A-Za-z0-9+/]{40,}={0,2}",
+    # Starts only where a run of these characters starts, so that the look-aheads scan each run once.
+    r"(?<![A-Za-z0-9+/])(?=[A-Za-z+/]*[0-9])(?=[0-9+/]*[A-Za-z])[A-Za-z0-9+/]{40,}={0,2}",
 )
 """Credential formats recognised by their shape alone."""
 
