@@ -10,6 +10,7 @@ import asyncio
 import gc
 import logging
 import os
+import signal
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any, Final
@@ -19,8 +20,9 @@ import orjson
 from anygate.config import Config, load_config
 from anygate.gateway import Gateway, GatewayResponse, new_request_id
 from anygate.protocol.errors import GatewayError, client_fault, error_body
-from anygate.protocol.sse import encode_error
-from anygate.server.auth import check_master_key
+from anygate.protocol.redact import register_secret
+from anygate.protocol.sse import SSEDecoder, encode_error
+from anygate.server.auth import check_keyless_request, check_master_key
 
 log = logging.getLogger("anygate.server")
 
@@ -59,6 +61,11 @@ class App:
         general = gateway.config.general
         self.master_key = os.environ.get("ANYGATE_MASTER_KEY") or general.master_key
         self.max_body = int(general.max_request_size_mb * 1024 * 1024)
+        self.limits = general.limits
+        """Read by the HTTP protocol (:mod:`anygate.server.runtime`), which enforces most of them."""
+        if general.limits.max_sse_line_bytes:
+            SSEDecoder.max_line = general.limits.max_sse_line_bytes
+        register_secret(self.master_key)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -84,9 +91,10 @@ class App:
         path: str = scope["path"]
         if len(path) > 1 and path.endswith("/"):
             path = path.rstrip("/")
-        headers = {
-            name.decode("latin-1").lower(): value.decode("latin-1") for name, value in scope["headers"]
-        }
+        raw_headers = scope["headers"]
+        headers = {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in raw_headers}
+        if len(headers) != len(raw_headers):
+            headers = _merge_repeated(raw_headers)
         status = 500
         response: GatewayResponse | None = None
         try:
@@ -153,6 +161,8 @@ class App:
         if path == "/health":
             return GatewayResponse(body=b'{"status":"ok"}')
         check_master_key(headers, self.master_key)
+        if self.master_key is None and method == "POST":
+            check_keyless_request(headers)
         if path == "/v1/models":
             return GatewayResponse(body=self.gateway.list_models())
         if path == "/health/deployments":
@@ -285,6 +295,21 @@ def _uncancel() -> None:
         task.uncancel()
 
 
+JOINED_HEADERS: Final = frozenset({"anthropic-beta"})
+"""Headers whose repeated values are joined with commas (a list each); for others the last one wins."""
+
+
+def _merge_repeated(raw: list[tuple[bytes, bytes]]) -> dict[str, str]:
+    """The headers when a name repeats (rare, so the common path stays a plain comprehension): every
+    ``anthropic-beta`` header counts, as it does at Anthropic, instead of the last one only."""
+    headers: dict[str, str] = {}
+    for raw_name, raw_value in raw:
+        name, value = raw_name.decode("latin-1").lower(), raw_value.decode("latin-1")
+        previous = headers.get(name)
+        headers[name] = f"{previous},{value}" if previous and name in JOINED_HEADERS else value
+    return headers
+
+
 def _too_large(limit: int) -> GatewayError:
     return GatewayError(413, f"request body exceeds the gateway's limit of {limit // (1024 * 1024)} MB")
 
@@ -314,6 +339,10 @@ def app_from_environment() -> App:
     from anygate.server.cli import DEFAULT_CONFIG, configure_logging
 
     configure_logging(os.environ.get("ANYGATE_LOG_LEVEL", "info"))
+    if int(os.environ.get("ANYGATE_WORKERS", "1")) > 1:
+        # A worker of the multi-worker supervisor, which restarts workers on SIGHUP: a hangup sent to
+        # the whole process group must not kill the workers at once, mid-stream.
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
     app = create_app(load_config(os.environ.get("ANYGATE_CONFIG") or DEFAULT_CONFIG))
     tune_garbage_collector()
     return app
