@@ -25,6 +25,7 @@ from anygate.config import Config, load_config
 from anygate.deployment import Deployment
 from anygate.protocol.accumulate import accumulate
 from anygate.protocol.errors import GatewayError
+from anygate.protocol.redact import register_config_secrets
 from anygate.protocol.sse import PING_FRAME, encode_error, encode_event
 from anygate.protocol.validation import validate_count_tokens_request, validate_messages_request
 from anygate.providers.base import CallContext, LocalProvider, Provider, StreamTranslator
@@ -88,6 +89,7 @@ class Gateway:
         self.names = ModelNames(self.config.deployments, dict(self.config.router.model_group_alias))
         self.router = Router(self.config.router)
         self.signer = ThinkingSigner(self.config.general.master_key or os.environ.get("ANYGATE_MASTER_KEY"))
+        register_config_secrets(self.config)
         self.upstream = upstream or UpstreamClient()
         self.started_at = datetime.now(UTC).replace(microsecond=0)
 
@@ -360,10 +362,11 @@ class Gateway:
     async def _count_tokens(self, deployment: Deployment, request: dict[str, Any], ctx: CallContext) -> int:
         provider = self._provider(deployment)
         if isinstance(provider, LocalProvider):
-            return provider.count_tokens_locally(deployment, request)
+            return await asyncio.to_thread(provider.count_tokens_locally, deployment, request)
         upstream_request = provider.build_count_tokens_request(deployment, request, ctx)
         if upstream_request is None:
-            return provider.count_tokens_locally(deployment, request)
+            # Counting is CPU work proportional to the request (5 s for 30 MB): off the event loop.
+            return await asyncio.to_thread(provider.count_tokens_locally, deployment, request)
         total, _ = self._timeouts(deployment)
         status, headers, body = await self.upstream.fetch(upstream_request, timeout=total)
         if status >= 300:

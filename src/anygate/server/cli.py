@@ -11,7 +11,6 @@ The server is uvicorn with uvloop and httptools, one process per worker.
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import logging
 import os
 import sys
@@ -21,22 +20,12 @@ from typing import Final
 
 from anygate import __version__
 from anygate.config import ConfigError, load_config
+from anygate.server.auth import is_loopback, weak_master_key
 
 DEFAULT_CONFIG: Final = str(resources.files("anygate") / "default_config.yaml")
 DEFAULT_PORT: Final = 4000
 DEFAULT_HOST: Final = "127.0.0.1"
-LOOPBACK_NAMES: Final = frozenset({"localhost", "ip6-localhost"})
 CLAUDE_CODE_ENV_COMMAND: Final = "claude-code-env"
-
-
-def is_loopback(host: str) -> bool:
-    """True for addresses only this machine can reach."""
-    if host in LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def configure_logging(level: str) -> None:
@@ -107,12 +96,24 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
+    weakness = weak_master_key(master_key) if master_key and not is_loopback(args.host) else None
+    if weakness is not None:
+        print(
+            f"anygate: refusing to bind {args.host} with a weak master key ({weakness}): anyone who can "
+            "reach it could guess it. Generate one with: openssl rand -hex 16",
+            file=sys.stderr,
+        )
+        return 2
     if args.workers < 1:
         print("anygate: --workers must be at least 1", file=sys.stderr)
         return 2
     os.environ["ANYGATE_CONFIG"] = config_path
     os.environ["ANYGATE_LOG_LEVEL"] = args.log_level
+    os.environ["ANYGATE_WORKERS"] = str(args.workers)
     import uvicorn
+    from uvicorn.supervisors import Multiprocess
+
+    from anygate.server.runtime import Server, server_options
 
     logging.getLogger("anygate").info(
         "anygate %s serving %d deployment(s) from %s on http://%s:%d",
@@ -122,20 +123,28 @@ def main(argv: list[str] | None = None) -> int:
         args.host,
         args.port,
     )
-    uvicorn.run(
+    server_config = uvicorn.Config(
         "anygate.server.app:app_from_environment",
         factory=True,
         host=args.host,
         port=args.port,
         workers=args.workers,
-        loop="uvloop",
-        http="httptools",
-        lifespan="on",
-        access_log=False,
         log_level=args.log_level,
         timeout_graceful_shutdown=args.graceful_timeout,
-        server_header=False,
+        **server_options(),
     )
+    if args.workers > 1:
+        # uvicorn's supervisor: SIGHUP restarts the workers (each shuts down gracefully).
+        Multiprocess(server_config, sockets=[server_config.bind_socket()]).run()
+        return 0
+    server_config.load_app()
+    server = Server(server_config)
+    try:
+        server.run()
+    except KeyboardInterrupt:
+        pass
+    if not server.started:
+        return 3
     return 0
 
 
