@@ -195,6 +195,9 @@ def test_control_characters_from_clients_cannot_forge_log_lines(
     server = serve(config(upstream, "anthropic", "k"))
     caplog.set_level(logging.INFO)
     send(server.url, "GET", "/v1/models%0a2026-01-01%20INFO%20anygate:%20forged%0d", headers=HEADERS)
+    deadline = time.monotonic() + 5  # the request's log line is written just after its answer
+    while not any("forged" in r.getMessage() for r in caplog.records) and time.monotonic() < deadline:
+        time.sleep(0.01)
     lines = [r.getMessage() for r in caplog.records if r.name.startswith("anygate")]
     assert any("forged" in line for line in lines)
     assert all("\n" not in line and "\r" not in line for line in lines)
