@@ -14,7 +14,7 @@ import anthropic
 import pytest
 from hypothesis import settings
 
-from tests.fakes.gateway_server import GatewayServer
+from tests.fakes.gateway_server import SLOW_CALLBACKS, GatewayServer
 from tests.fakes.upstream import FakeUpstream
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -29,6 +29,27 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "deterministic"))
 
 MASTER_KEY = "sk-test-master-key"
 UPSTREAM_KEY = "sk-upstream-secret-key-123"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _tokenizers_loaded() -> None:
+    """Load the tokenizer encodings once, before any gateway loop is watched for blocking: loading them
+    (a one-time cost of a process) is not what the loop-blocking check measures."""
+    from anygate.tokens import _encoding
+
+    for name in ("o200k_base", "cl100k_base"):
+        _encoding(name)
+
+
+@pytest.fixture(autouse=True)
+def _no_loop_blocking() -> Iterator[None]:
+    """Fails the test during which a gateway event loop ran one step for longer than 100 ms (asyncio's
+    slow-callback detection, see tests/fakes/gateway_server.py): such a step stalls every client."""
+    seen = len(SLOW_CALLBACKS)
+    yield
+    blocked = SLOW_CALLBACKS[seen:]
+    if blocked:
+        pytest.fail("the gateway blocked its event loop:\n" + "\n".join(blocked), pytrace=False)
 
 
 @pytest.fixture

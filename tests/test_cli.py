@@ -109,6 +109,15 @@ def test_public_bind_without_master_key_is_refused(tmp_path: Path) -> None:
     assert "ANYGATE_MASTER_KEY" in result.stderr
 
 
+@pytest.mark.parametrize("key", ["a", "sk-1234", "aaaaaaaaaaaaaaaaaaaa"])
+def test_public_bind_with_a_weak_master_key_is_refused(tmp_path: Path, key: str) -> None:
+    config = tmp_path / "weak.yaml"
+    config.write_text(f"model_list: []\ngeneral_settings:\n  master_key: {key}\n")
+    result = run_cli("--config", str(config), "--host", "0.0.0.0", "--port", str(free_port()))
+    assert result.returncode == 2
+    assert "weak master key" in result.stderr and "openssl rand" in result.stderr
+
+
 def test_config_error_stops_start_up_with_the_message(tmp_path: Path) -> None:
     config = tmp_path / "bad.yaml"
     config.write_text("model_list:\n  - model_name: m\n    litellm_params: {model: mock/m, colour: blue}\n")
@@ -148,8 +157,13 @@ def test_built_in_config_answers_the_readme_example(started: list[RunningGateway
     gateway.terminate()
 
 
+GRACEFUL_SIGNALS = pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP], ids=["TERM", "HUP"])
+"""SIGHUP (the terminal went away) shuts down as gracefully as SIGTERM: it used to kill the process."""
+
+
+@GRACEFUL_SIGNALS
 def test_sigterm_ends_an_open_stream_with_an_error_event_and_exits(
-    started: list[RunningGateway], upstream: FakeUpstream, tmp_path: Path
+    started: list[RunningGateway], upstream: FakeUpstream, tmp_path: Path, signum: signal.Signals
 ) -> None:
     recorded = (RECORDINGS / "anthropic/tool_use_response.sse").read_bytes()
     frames = [frame + b"\n\n" for frame in recorded.split(b"\n\n") if frame]
@@ -172,15 +186,16 @@ def test_sigterm_ends_an_open_stream_with_an_error_event_and_exits(
             for event in s:
                 seen.append(event.type)
                 if len(seen) == 2:
-                    gateway.process.send_signal(signal.SIGTERM)
+                    gateway.process.send_signal(signum)
     assert "message_stop" not in seen
     assert caught.value.body["error"]["type"] == "overloaded_error"  # type: ignore[index]
     gateway.assert_clean_exit(10)
     assert time.monotonic() - began < 6
 
 
+@GRACEFUL_SIGNALS
 def test_sigterm_answers_a_request_still_waiting_with_529_and_exits(
-    started: list[RunningGateway], upstream: FakeUpstream, tmp_path: Path
+    started: list[RunningGateway], upstream: FakeUpstream, tmp_path: Path, signum: signal.Signals
 ) -> None:
     upstream.script("/v1/messages", Hang(seconds=20))
     config = tmp_path / "hanging.yaml"
@@ -202,7 +217,7 @@ def test_sigterm_answers_a_request_still_waiting_with_529_and_exits(
     deadline = time.monotonic() + 5
     while not upstream.received and time.monotonic() < deadline:
         time.sleep(0.02)
-    gateway.process.send_signal(signal.SIGTERM)
+    gateway.process.send_signal(signum)
     waiting.join(10)
     assert_error(outcome[0], 529, "overloaded_error", mentions="shutting down")
     gateway.assert_clean_exit(10)

@@ -19,6 +19,7 @@ from typing import Any, Final
 import yaml
 
 from anygate.deployment import Deployment
+from anygate.limits import LIMIT_DEFAULTS, Limits
 from anygate.protocol.errors import GatewayError
 from anygate.providers.registry import PLANNED_PROVIDERS, SPECS, ParamError, default_api_key_env, split_model
 
@@ -49,7 +50,7 @@ _PARAM_KEYS: Final = frozenset(
     }
 )
 _GENERAL_KEYS: Final = frozenset(
-    {"master_key", "max_request_size_mb", "stream_ping_interval", "stream_idle_timeout"}
+    {"master_key", "max_request_size_mb", "stream_ping_interval", "stream_idle_timeout", *LIMIT_DEFAULTS}
 )
 _ROUTER_KEYS: Final = frozenset(
     {
@@ -240,6 +241,7 @@ class GeneralSettings:
     max_request_size_mb: float = DEFAULT_MAX_REQUEST_SIZE_MB
     stream_ping_interval: float = DEFAULT_PING_INTERVAL
     stream_idle_timeout: float | None = None
+    limits: Limits = field(default_factory=Limits)
 
 
 @dataclass(frozen=True, slots=True)
@@ -411,6 +413,7 @@ class _Loader:
             ),
             stream_ping_interval=self._number(section, path, "stream_ping_interval", DEFAULT_PING_INTERVAL),
             stream_idle_timeout=self._optional_number(section, path, "stream_idle_timeout"),
+            limits=Limits(**{key: self._number(section, path, key, d) for key, d in LIMIT_DEFAULTS.items()}),
         )
 
     def _router(self, value: object, litellm_settings: dict[str, Any]) -> RouterSettings:

@@ -27,6 +27,7 @@ import aiohttp
 
 from anygate.protocol.errors import GatewayError, UpstreamFailure, UpstreamUnreachable
 from anygate.providers.base import UpstreamRequest
+from anygate.transport_errors import connect_failure_reason
 
 CONNECTIONS_PER_HOST: Final = 0  # unlimited: the gateway's concurrency is the clients'
 KEEPALIVE_SECONDS: Final = 60.0
@@ -252,9 +253,7 @@ def aiohttp_failures() -> Iterator[None]:
     try:
         yield
     except aiohttp.ClientConnectorError as exc:
-        raise UpstreamUnreachable(
-            f"cannot connect to the upstream: {exc.strerror or type(exc).__name__}"
-        ) from None
+        raise UpstreamUnreachable(f"cannot connect to the upstream: {connect_failure_reason(exc)}") from None
     except aiohttp.ClientError as exc:
         raise connection_failed(exc) from None
 

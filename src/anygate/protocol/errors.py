@@ -9,10 +9,13 @@ hold against a deployment (see :class:`GatewayError`).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import ClassVar, Final
 
 import orjson
+
+from anygate.protocol.redact import mask_secrets
 
 STATUS_TO_ERROR_TYPE: Final[Mapping[int, str]] = {
     400: "invalid_request_error",
@@ -45,6 +48,50 @@ ERROR_TYPE_TO_STATUS: Final[Mapping[str, int]] = {
 }
 
 
+CLIENT_STATUSES: Final = frozenset({*STATUS_TO_ERROR_TYPE, 402, 502})
+"""Every status a :class:`GatewayError` carries: Anthropic's documented ones, plus 402 (``billing_error``)
+and 502 (an upstream that failed or answered with something no client should see). The HTTP server
+itself also refuses with 408 and 431 (see :mod:`anygate.server.runtime`)."""
+UNEXPECTED_STATUS: Final = (502, "api_error")
+"""An upstream status outside :data:`CLIENT_STATUSES` that is not a 4xx: 1xx-3xx, unknown 5xx, 6xx."""
+STATUS_REPLACEMENTS: Final[Mapping[int, int]] = {503: 529, 408: 504, 422: 400}
+"""Upstream statuses with a documented equivalent: 503 is Anthropic's 529 overloaded."""
+SAFE_HEADER_VALUES: Final[Mapping[str, re.Pattern[str]]] = {
+    "retry-after": re.compile(r"\d{1,9}"),
+    "retry-after-ms": re.compile(r"\d{1,12}(?:\.\d{1,6})?"),
+}
+"""Headers an error may pass on to the client, each with the only values it may carry (an upstream's
+header is relayed only when it is well formed: anything else could not even be encoded)."""
+
+
+def client_status(status: int, error_type: str | None) -> tuple[int, str]:
+    """The (status, ``error.type``) a client receives for a failure reported as ``status``.
+
+    The one normalisation of statuses: an upstream may answer 418, 302 or 599, or name an error type of
+    its own, and a client must only ever see Anthropic's statuses and types. Unknown 4xx become 400
+    ``invalid_request_error``; non-4xx statuses outside the documented set become 502 ``api_error``.
+    """
+    status = STATUS_REPLACEMENTS.get(status, status)
+    if status not in CLIENT_STATUSES:
+        if 400 <= status < 500:
+            status = 400
+        else:
+            return UNEXPECTED_STATUS
+    if error_type is None or error_type not in ERROR_TYPE_TO_STATUS:
+        error_type = error_type_for_status(status)
+    return status, error_type
+
+
+def safe_headers(headers: Mapping[str, str] | None) -> dict[str, str]:
+    """The headers an error may carry to the client: known names with well-formed values only."""
+    kept: dict[str, str] = {}
+    for name, value in (headers or {}).items():
+        pattern = SAFE_HEADER_VALUES.get(name.lower())
+        if pattern is not None and isinstance(value, str) and pattern.fullmatch(value.strip()):
+            kept[name.lower()] = value.strip()
+    return kept
+
+
 def error_type_for_status(status: int) -> str:
     """The Anthropic ``error.type`` for an HTTP status; unlisted 4xx are invalid requests, 5xx api errors."""
     known = STATUS_TO_ERROR_TYPE.get(status)
@@ -70,6 +117,11 @@ class GatewayError(Exception):
         +-- InternalError             a bug in the gateway: a logged 500 ``api_error``, never retried,
                                       never held against a deployment
 
+    Construction is the choke point every failure passes: the status and type are normalised to
+    Anthropic's (:func:`client_status`), the message is masked (:func:`~anygate.protocol.redact.mask_secrets`)
+    and only well-formed retry headers are kept (:func:`safe_headers`), so no caller can leak a key, an
+    undocumented status or an unencodable header.
+
     Attributes:
         status: the HTTP status the client receives.
         error_type: Anthropic's ``error.type``.
@@ -92,11 +144,11 @@ class GatewayError(Exception):
         error_type: str | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> None:
+        message = mask_secrets(message)
         super().__init__(message)
-        self.status = status
-        self.error_type = error_type or error_type_for_status(status)
+        self.status, self.error_type = client_status(status, error_type)
         self.message = message
-        self.headers: dict[str, str] = dict(headers or {})
+        self.headers: dict[str, str] = safe_headers(headers)
 
     def body(self, request_id: str) -> bytes:
         """The JSON error envelope, as sent in a response body or an ``event: error`` frame."""
@@ -152,11 +204,7 @@ def upstream_error(
     upstream's own): a failure worth retrying for 408, 429 and 5xx."""
     retryable = upstream_status in RETRYABLE_STATUSES or upstream_status >= 500
     cls = UpstreamFailure if retryable else UpstreamError
-    client_status = status or upstream_status
-    if not 400 <= client_status <= 599:  # a redirect (never followed) or a status HTTP does not define
-        client_status, error_type = 502, "api_error"
-        message = f"the upstream answered with HTTP {upstream_status}"
-    return cls(client_status, message, error_type=error_type, headers=headers)
+    return cls(status or upstream_status, message, error_type=error_type, headers=headers)
 
 
 def malformed_upstream(what: str, exc: BaseException | None = None) -> UpstreamFailure:
@@ -185,8 +233,13 @@ def client_fault(exc: Exception) -> GatewayError | None:
     """The 400 hidden in an exception raised deep inside the gateway, when the request caused it.
 
     A request nested deeper than :data:`JSON_WRITE_DEPTH_LIMIT` parses but cannot be written again
-    (forwarded, counted): that is the client's error, not a gateway bug. Anything else returns None.
+    (forwarded, counted), and one nested deeper than Python's recursion limit cannot be walked: that is
+    the client's error, not a gateway bug. Anything else returns None.
     """
     if isinstance(exc, orjson.JSONEncodeError) and "recursion" in str(exc).lower():
         return invalid_request(f"the request nests JSON more than {JSON_WRITE_DEPTH_LIMIT} levels deep")
+    if isinstance(exc, RecursionError):
+        # Only a request nests without bound; the validator refuses the nestings translators walk, and
+        # this keeps any other walk over client JSON a client error rather than a 500 with a traceback.
+        return invalid_request("the request nests its content too deeply")
     return None

@@ -151,6 +151,41 @@ def _source_block(block: dict[str, Any], path: Path) -> None:
         raise _fail((*path, "source", "type"), "Field required (a string)")
 
 
+_DOCUMENT_CONTENT_TYPES: Final = frozenset({"text", "image"})
+"""What a document's ``content`` source holds (Anthropic's rule); never another document, which also
+keeps every later walk over the content from recursing without bound."""
+
+
+def _document_block(block: dict[str, Any], path: Path) -> None:
+    _source_block(block, path)
+    source = block["source"]
+    if source["type"] != "content":
+        return
+    content = source.get("content")
+    if isinstance(content, str):
+        return
+    if not isinstance(content, list):
+        raise _fail((*path, "source", "content"), "must be a string or a list of content blocks")
+    for k, inner in enumerate(content):
+        inner_path = (*path, "source", "content", k)
+        if not (isinstance(inner, dict) and _is_one_of(inner.get("type"), _DOCUMENT_CONTENT_TYPES)):
+            raise _fail((*inner_path, "type"), "a document's content holds only text and image blocks")
+        _validate_block(inner, inner_path)
+
+
+def _search_result_block(block: dict[str, Any], path: Path) -> None:
+    content = block.get("content")
+    if not isinstance(content, list):
+        raise _fail((*path, "content"), "must be a list of text blocks")
+    for k, inner in enumerate(content):
+        if not (isinstance(inner, dict) and inner.get("type") == "text"):
+            raise _fail((*path, "content", k, "type"), "must be 'text'")
+        _text_block(inner, (*path, "content", k))
+    for key in ("title", "source"):
+        if not isinstance(block.get(key, ""), str):
+            raise _fail((*path, key), "must be a string")
+
+
 def _tool_use_block(block: dict[str, Any], path: Path) -> None:
     if not isinstance(block.get("id"), str):
         raise _fail((*path, "id"), "must be a string")
@@ -187,7 +222,8 @@ def _thinking_block(block: dict[str, Any], path: Path) -> None:
 _BLOCK_CHECKS: Final[dict[str, Callable[[dict[str, Any], Path], None]]] = {
     "text": _text_block,
     "image": _source_block,
-    "document": _source_block,
+    "document": _document_block,
+    "search_result": _search_result_block,
     "tool_use": _tool_use_block,
     "tool_result": _tool_result_block,
     "thinking": _thinking_block,

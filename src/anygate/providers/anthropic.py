@@ -17,6 +17,7 @@ import orjson
 from anygate.deployment import Deployment
 from anygate.hooks import Usage
 from anygate.protocol.errors import GatewayError, UpstreamFailure, upstream_error
+from anygate.protocol.redact import mask_secrets_bytes
 from anygate.protocol.sse import SSEDecoder
 from anygate.providers.base import Answer, CallContext, StaticCredentials, UpstreamRequest
 from anygate.providers.upstream_errors import credentials_rejected, retry_headers
@@ -157,11 +158,12 @@ class CountTokensCall:
 class PassthroughStream:
     """Relays an Anthropic stream unchanged while watching it for usage and a proper end."""
 
-    __slots__ = ("_decoder", "_ended", "_pending", "usage")
+    __slots__ = ("_decoder", "_ended", "_failed", "_pending", "usage")
 
     def __init__(self) -> None:
         self._decoder = SSEDecoder()
         self._ended = False
+        self._failed = False
         self._pending = b""
         self.usage = Usage()
 
@@ -177,12 +179,15 @@ class PassthroughStream:
             self._pending = data
             return b""
         self._pending = data[cut:]
-        return data[:cut] if self._pending else data
+        out = data[:cut] if self._pending else data
+        return mask_secrets_bytes(out) if self._failed else out  # an error frame may echo a key
 
     def finish(self) -> bytes:
         for frame in self._decoder.flush():
             self._observe(frame.event, frame.data)
         tail, self._pending = self._pending, b""
+        if self._failed:
+            tail = mask_secrets_bytes(tail)
         if not self._ended:
             raise UpstreamFailure(
                 502, "the upstream stream ended before message_stop", error_type="api_error"
@@ -192,6 +197,7 @@ class PassthroughStream:
     def _observe(self, event: str | None, data: str) -> None:
         if event in ("message_stop", "error"):
             self._ended = True
+            self._failed = event == "error"
         elif event == "message_start" or event == "message_delta":
             payload = orjson.loads(data)
             if not isinstance(payload, dict):

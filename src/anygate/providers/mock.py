@@ -186,8 +186,7 @@ class MockProvider(LocalProvider):
             return next((t for t in tools if t.get("name") == choice.get("name")), None)
         if choice.get("type") == "any":
             return tools[0]
-        text = _user_text(last)
-        return next((t for t in tools if re.search(rf"\b{re.escape(str(t['name']))}\b", text)), None)
+        return _mentioned_tool(tools, _user_text(last))
 
     @staticmethod
     def _reply(request: dict[str, Any], last: dict[str, Any]) -> str:
@@ -199,6 +198,35 @@ class MockProvider(LocalProvider):
         if not text:
             return "Hello! I am anygate's mock model. How can I help?"
         return f'You said: "{text[:400]}". This is a deterministic answer from anygate\'s mock model.'
+
+
+MAX_TRIGGER_TEXT: Final = 100_000
+"""Characters of the last user message searched for tool names."""
+MAX_IRREGULAR_NAMES: Final = 64
+"""Tool names with characters other than letters, digits and ``_`` are searched one by one (each a
+scan of the text); only this many are, so 20,000 tools cost one pass, not 20,000."""
+_WORD_RUN: Final = re.compile(r"\w+")
+
+
+def _mentioned_tool(tools: list[dict[str, Any]], text: str) -> dict[str, Any] | None:
+    """The first tool whose name the text mentions as a whole word, in one pass over the text.
+
+    A name made of word characters is mentioned exactly when it equals a maximal run of word characters,
+    so one set of the text's words answers for every such tool.
+    """
+    text = text[:MAX_TRIGGER_TEXT]
+    words = set(_WORD_RUN.findall(text))
+    irregular = 0
+    for tool in tools:
+        name = str(tool["name"])
+        if _WORD_RUN.fullmatch(name):
+            if name in words:
+                return tool
+        elif name and irregular < MAX_IRREGULAR_NAMES:
+            irregular += 1
+            if re.search(rf"\b{re.escape(name)}\b", text):
+                return tool
+    return None
 
 
 def _has_tool_results(message: dict[str, Any]) -> bool:

@@ -14,7 +14,7 @@ import importlib
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, TypeAlias
 
 from anygate.protocol.errors import GatewayError
 from anygate.providers.openai_chat.presets import PRESETS
@@ -22,7 +22,7 @@ from anygate.providers.openai_chat.presets import PRESETS
 if TYPE_CHECKING:
     from anygate.providers.base import LocalProvider, Provider
 
-    AnyProvider = Provider | LocalProvider
+    AnyProvider: TypeAlias = Provider | LocalProvider
 
 
 class ParamError(ValueError):

@@ -14,7 +14,6 @@ The rule, in order:
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -24,20 +23,62 @@ from anygate.deployment import Deployment
 @dataclass(frozen=True, slots=True)
 class _Pattern:
     name: str
-    regex: re.Pattern[str]
     deployments: tuple[Deployment, ...]
 
+    def match(self, text: str) -> list[str] | None:
+        return glob_match(self.name, text)
 
-def _compile(pattern: str) -> re.Pattern[str]:
-    parts = []
-    for char in pattern:
-        if char == "*":
-            parts.append("(.*)")
-        elif char == "?":
-            parts.append("(.)")
+
+def glob_match(pattern: str, text: str) -> list[str] | None:
+    """What each ``*`` and ``?`` of ``pattern`` matched in ``text``, or None when it does not match.
+
+    A regex with a group per ``*`` backtracks: ``gpt-*-*-preview`` against a 20 KB name took seconds of
+    the event loop. This is the two-pointer glob, which on a mismatch only moves the most recent ``*``
+    on (earlier stars never need revisiting): at most ``len(text)`` times the length of one literal run
+    of the pattern, and patterns come from the config. It runs over both strings reversed so that, like
+    the greedy regex it replaces, earlier stars take the longest captures (``gpt-*-*-preview`` on
+    ``gpt-4o-mini-x-preview`` captures ``4o-mini`` and ``x``).
+    """
+    captures = _glob_match(pattern[::-1], text[::-1])
+    if captures is None:
+        return None
+    return [capture[::-1] for capture in reversed(captures)]
+
+
+def _glob_match(pattern: str, text: str) -> list[str] | None:
+    """:func:`glob_match` with the shortest captures for the earliest stars."""
+    p = t = 0
+    star_p = star_t = -1
+    # Where each pattern position matched: start offsets of the text for '*', '?' and literals.
+    starts = [0] * (len(pattern) + 1)
+    plen, tlen = len(pattern), len(text)
+    while t < tlen:
+        if p < plen and pattern[p] == "*":
+            starts[p] = t
+            star_p, star_t = p, t
+            p += 1
+        elif p < plen and (pattern[p] == "?" or pattern[p] == text[t]):
+            starts[p] = t
+            p += 1
+            t += 1
+        elif star_p >= 0:
+            star_t += 1
+            p, t = star_p + 1, star_t
         else:
-            parts.append(re.escape(char))
-    return re.compile("".join(parts), re.DOTALL)
+            return None
+    while p < plen and pattern[p] == "*":
+        starts[p] = t
+        p += 1
+    if p != plen:
+        return None
+    starts[plen] = tlen
+    captures: list[str] = []
+    for i, char in enumerate(pattern):
+        if char == "*":
+            captures.append(text[starts[i] : starts[i + 1]])
+        elif char == "?":
+            captures.append(text[starts[i]])
+    return captures
 
 
 def _fill(upstream_model: str, captures: Sequence[str]) -> str:
@@ -68,7 +109,7 @@ class ModelNames:
             else:
                 self.exact.setdefault(name, []).append(deployment)
         ranked = sorted(order, key=lambda n: -sum(1 for c in n if c not in "*?"))
-        self.patterns = tuple(_Pattern(n, _compile(n), tuple(patterns[n])) for n in ranked)
+        self.patterns = tuple(_Pattern(n, tuple(patterns[n])) for n in ranked)
 
     def group_name(self, model: str) -> str | None:
         """The model group that serves ``model`` (its own name, or the pattern's), or None."""
@@ -76,7 +117,7 @@ class ModelNames:
         if model in self.exact:
             return model
         for pattern in self.patterns:
-            if pattern.regex.fullmatch(model):
+            if pattern.match(model) is not None:
                 return pattern.name
         return None
 
@@ -87,9 +128,8 @@ class ModelNames:
         if exact is not None:
             return exact
         for pattern in self.patterns:
-            match = pattern.regex.fullmatch(model)
-            if match is not None:
-                captures = match.groups()
+            captures = pattern.match(model)
+            if captures is not None:
                 return [d.with_upstream_model(_fill(d.upstream_model, captures)) for d in pattern.deployments]
         return []
 

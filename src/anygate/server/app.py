@@ -10,6 +10,7 @@ import asyncio
 import gc
 import logging
 import os
+import signal
 import time
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from typing import Any, Final
@@ -18,10 +19,11 @@ import orjson
 
 from anygate.config import DEFAULT_CONFIG, Config, load_config
 from anygate.gateway import Gateway, GatewayResponse
-from anygate.hooks import Hook
+from anygate.hooks import OPEN, Hook
 from anygate.protocol.errors import GatewayError, client_fault, error_body
 from anygate.protocol.ids import new_request_id
-from anygate.protocol.sse import encode_error
+from anygate.protocol.sse import SSEDecoder, encode_error
+from anygate.server.access import check_keyless_request
 from anygate.server.logs import configure_logging
 
 log = logging.getLogger("anygate.server")
@@ -58,7 +60,12 @@ class App:
 
     def __init__(self, gateway: Gateway) -> None:
         self.gateway = gateway
-        self.max_body = int(gateway.config.general.max_request_size_mb * 1024 * 1024)
+        general = gateway.config.general
+        self.max_body = int(general.max_request_size_mb * 1024 * 1024)
+        self.limits = general.limits
+        """Read by the HTTP protocol (:mod:`anygate.server.runtime`), which enforces most of them."""
+        if general.limits.max_sse_line_bytes:
+            SSEDecoder.max_line = general.limits.max_sse_line_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -84,9 +91,10 @@ class App:
         path: str = scope["path"]
         if len(path) > 1 and path.endswith("/"):
             path = path.rstrip("/")
-        headers = {
-            name.decode("latin-1").lower(): value.decode("latin-1") for name, value in scope["headers"]
-        }
+        raw_headers = scope["headers"]
+        headers = {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in raw_headers}
+        if len(headers) != len(raw_headers):
+            headers = _merge_repeated(raw_headers)
         status = 500
         response: GatewayResponse | None = None
         try:
@@ -153,6 +161,8 @@ class App:
         if path == "/health":
             return GatewayResponse(body=b'{"status":"ok"}')
         principal = await self.gateway.authenticate(headers)
+        if principal is OPEN and method == "POST":
+            check_keyless_request(headers)
         if path == "/v1/models":
             return GatewayResponse(body=self.gateway.list_models())
         if path == "/health/deployments":
@@ -286,6 +296,21 @@ def _uncancel() -> None:
         task.uncancel()
 
 
+JOINED_HEADERS: Final = frozenset({"anthropic-beta"})
+"""Headers whose repeated values are joined with commas (a list each); for others the last one wins."""
+
+
+def _merge_repeated(raw: list[tuple[bytes, bytes]]) -> dict[str, str]:
+    """The headers when a name repeats (rare, so the common path stays a plain comprehension): every
+    ``anthropic-beta`` header counts, as it does at Anthropic, instead of the last one only."""
+    headers: dict[str, str] = {}
+    for raw_name, raw_value in raw:
+        name, value = raw_name.decode("latin-1").lower(), raw_value.decode("latin-1")
+        previous = headers.get(name)
+        headers[name] = f"{previous},{value}" if previous and name in JOINED_HEADERS else value
+    return headers
+
+
 def _too_large(limit: int) -> GatewayError:
     return GatewayError(413, f"request body exceeds the gateway's limit of {limit // (1024 * 1024)} MB")
 
@@ -313,6 +338,10 @@ def create_app(config: Config, *, hooks: Sequence[Hook] = ()) -> App:
 def app_from_environment() -> App:
     """Factory used by the CLI's server processes: the config path comes in ``ANYGATE_CONFIG``."""
     configure_logging(os.environ.get("ANYGATE_LOG_LEVEL", "info"))
+    if int(os.environ.get("ANYGATE_WORKERS", "1")) > 1:
+        # A worker of the multi-worker supervisor, which restarts workers on SIGHUP: a hangup sent to
+        # the whole process group must not kill the workers at once, mid-stream.
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
     app = create_app(load_config(os.environ.get("ANYGATE_CONFIG") or DEFAULT_CONFIG))
     app.gateway.warm_up()  # before serving, and before the collector freezes what start-up built
     tune_garbage_collector()

@@ -11,7 +11,6 @@ The server is uvicorn with uvloop and httptools, one process per worker.
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import logging
 import os
 import sys
@@ -20,22 +19,12 @@ from typing import Final
 
 from anygate import __version__
 from anygate.config import DEFAULT_CONFIG, ConfigError, load_config
+from anygate.server.access import is_loopback, weak_master_key
 from anygate.server.logs import configure_logging
 
 DEFAULT_PORT: Final = 4000
 DEFAULT_HOST: Final = "127.0.0.1"
-LOOPBACK_NAMES: Final = frozenset({"localhost", "ip6-localhost"})
 CLAUDE_CODE_ENV_COMMAND: Final = "claude-code-env"
-
-
-def is_loopback(host: str) -> bool:
-    """True for addresses only this machine can reach."""
-    if host in LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -86,11 +75,20 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"anygate: config error: {exc}", file=sys.stderr)
         return 2
-    if not config.general.master_key and not is_loopback(args.host):
+    master_key = config.general.master_key
+    if not master_key and not is_loopback(args.host):
         print(
             f"anygate: refusing to bind {args.host} without a master key: anyone who can reach it could use "
             "your upstream credentials. Set general_settings.master_key or ANYGATE_MASTER_KEY, "
             "or bind 127.0.0.1.",
+            file=sys.stderr,
+        )
+        return 2
+    weakness = weak_master_key(master_key) if master_key and not is_loopback(args.host) else None
+    if weakness is not None:
+        print(
+            f"anygate: refusing to bind {args.host} with a weak master key ({weakness}): anyone who can "
+            "reach it could guess it. Generate one with: openssl rand -hex 16",
             file=sys.stderr,
         )
         return 2
@@ -99,7 +97,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     os.environ["ANYGATE_CONFIG"] = config_path
     os.environ["ANYGATE_LOG_LEVEL"] = args.log_level
+    os.environ["ANYGATE_WORKERS"] = str(args.workers)
     import uvicorn
+    from uvicorn.supervisors import Multiprocess
+
+    from anygate.server.runtime import Server, server_options
 
     logging.getLogger("anygate").info(
         "anygate %s serving %d deployment(s) from %s on http://%s:%d",
@@ -109,20 +111,28 @@ def main(argv: list[str] | None = None) -> int:
         args.host,
         args.port,
     )
-    uvicorn.run(
+    server_config = uvicorn.Config(
         "anygate.server.app:app_from_environment",
         factory=True,
         host=args.host,
         port=args.port,
         workers=args.workers,
-        loop="uvloop",
-        http="httptools",
-        lifespan="on",
-        access_log=False,
         log_level=args.log_level,
         timeout_graceful_shutdown=args.graceful_timeout,
-        server_header=False,
+        **server_options(),
     )
+    if args.workers > 1:
+        # uvicorn's supervisor: SIGHUP restarts the workers (each shuts down gracefully).
+        Multiprocess(server_config, sockets=[server_config.bind_socket()]).run()
+        return 0
+    server_config.load_app()
+    server = Server(server_config)
+    try:
+        server.run()
+    except KeyboardInterrupt:
+        pass
+    if not server.started:
+        return 3
     return 0
 
 

@@ -8,13 +8,13 @@ anything that looks like a key is masked first.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import Any, Final
 
 import orjson
 
 from anygate.protocol.errors import GatewayError, upstream_error
+from anygate.protocol.redact import mask_secrets
 from anygate.providers.upstream_errors import credentials_rejected, retry_headers
 
 STATUS_TO_ANTHROPIC: Final[Mapping[int, tuple[int, str]]] = {
@@ -29,13 +29,6 @@ STATUS_TO_ANTHROPIC: Final[Mapping[int, tuple[int, str]]] = {
 }
 """Upstream HTTP status → (status, ``error.type``) for the client. 401/403 mean the gateway's own key is
 wrong (a 500 saying so); other 4xx are invalid requests; other 5xx are ``api_error`` 500s."""
-
-_KEY_LIKE: Final = re.compile(r"\b(sk|key|gsk|xai|fw)[-_][A-Za-z0-9_*\-]{6,}", re.IGNORECASE)
-
-
-def mask_secrets(message: str) -> str:
-    """The message with anything shaped like an API key replaced."""
-    return _KEY_LIKE.sub("[redacted]", message)
 
 
 def upstream_message(payload: object, fallback: str) -> str:
