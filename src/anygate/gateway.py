@@ -128,7 +128,10 @@ class Gateway:
                 self._warm.add(name)
 
     async def _warm_up_off_loop(self, name: str) -> None:
-        await asyncio.to_thread(_warm_up, load_provider(name))
+        """Warm a provider in a worker thread; one without a ``warm_up`` never leaves the loop."""
+        warm_up = getattr(load_provider(name), "warm_up", None)
+        if warm_up is not None:
+            await asyncio.to_thread(warm_up)
         self._warm.add(name)
 
     @classmethod
