@@ -19,6 +19,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
+import socket
+import ssl
 import weakref
 from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Final, Protocol
@@ -27,7 +30,6 @@ import aiohttp
 
 from anygate.protocol.errors import GatewayError, UpstreamFailure, UpstreamUnreachable
 from anygate.providers.base import UpstreamRequest
-from anygate.transport_errors import connect_failure_reason
 
 CONNECTIONS_PER_HOST: Final = 0  # unlimited: the gateway's concurrency is the clients'
 KEEPALIVE_SECONDS: Final = 60.0
@@ -263,3 +265,32 @@ def connection_failed(exc: BaseException) -> GatewayError:
     return UpstreamFailure(
         502, f"the upstream connection failed: {type(exc).__name__}", error_type="api_error"
     )
+
+
+# What a failed connection is called in a client's error message: the transport's own text names internal
+# addresses ("Cannot connect to host 10.0.3.7:8000") and OpenSSL internals ("[SSL: CERTIFICATE_VERIFY_FAILED]
+# … (_ssl.c:1000)"), useful in a debugger and an information leak in an API answer.
+
+ERRNO_REASONS: Final[Mapping[int, str]] = {
+    errno.ECONNREFUSED: "connection refused",
+    errno.ECONNRESET: "connection reset",
+    errno.ENETUNREACH: "network unreachable",
+    errno.EHOSTUNREACH: "host unreachable",
+    errno.ETIMEDOUT: "connection timed out",
+    errno.EADDRNOTAVAIL: "address not available",
+}
+
+
+def connect_failure_reason(exc: aiohttp.ClientConnectorError) -> str:
+    """A short, address-free reason a connection to an upstream could not be made."""
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
+        return "the upstream's TLS certificate was not accepted"
+    if isinstance(exc, aiohttp.ClientConnectorSSLError) or isinstance(exc.os_error, ssl.SSLError):
+        return "the TLS handshake failed"
+    dns_error = getattr(aiohttp, "ClientConnectorDNSError", None)
+    if (dns_error is not None and isinstance(exc, dns_error)) or isinstance(exc.os_error, socket.gaierror):
+        return "the upstream's host name did not resolve"
+    if isinstance(exc.os_error, TimeoutError):
+        return "connection timed out"
+    code = exc.os_error.errno if isinstance(exc.os_error, OSError) else None
+    return ERRNO_REASONS.get(code or 0, "connection failed")
