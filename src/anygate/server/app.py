@@ -22,6 +22,7 @@ from anygate.gateway import Gateway, GatewayResponse
 from anygate.hooks import OPEN, Hook
 from anygate.protocol.errors import GatewayError, client_fault, error_body
 from anygate.protocol.ids import new_request_id
+from anygate.protocol.redact import escape_controls
 from anygate.protocol.sse import SSEDecoder, encode_error
 from anygate.server.access import check_keyless_request
 from anygate.server.logs import configure_logging
@@ -47,6 +48,9 @@ KNOWN_PATHS: Final = {
     "/health/deployments": "GET",
     "/": "HEAD",
 }
+ACCESS_LINE: Final = {"_anygate_clean": True}
+"""The per-request log line is built from the gateway's own values and the escaped path: it carries no
+upstream text, so it skips the masking filter (a regex scan of every line would cost ~20 µs a request)."""
 _SHUTTING_DOWN: Final = "the gateway is shutting down; retry the request"
 _ROOT_BODY: Final = orjson.dumps({"name": "anygate", "docs": "POST /v1/messages"})
 
@@ -139,11 +143,12 @@ class App:
                     "%s %s %s %d deployment=%s attempts=%s %.1fms",
                     request_id,
                     method,
-                    path,
+                    escape_controls(path),
                     status,
                     extra.get("x-anygate-model-id", "-"),
                     extra.get("x-anygate-attempts", "-"),
                     (time.perf_counter() - started) * 1000,
+                    extra=ACCESS_LINE,
                 )
 
     async def _dispatch(
