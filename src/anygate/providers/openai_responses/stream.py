@@ -86,8 +86,8 @@ class ResponseAssembler:
         self._upstream_usage: dict[str, Any] | None = None
         self._output: list[str] = []
         self._reasoning_text: dict[Hashable, list[str]] = {}
-        self._seen_arguments: set[Hashable] = set()
-        self._seen_text: set[Hashable] = set()
+        self._seen_arguments: dict[Hashable, str] = {}
+        self._seen_text: dict[Hashable, str] = {}
         self._separator_due = False
 
     @property
@@ -124,8 +124,7 @@ class ResponseAssembler:
         elif kind == "response.function_call_arguments.delta":
             self._arguments(key, payload.get("delta"))
         elif kind == "response.function_call_arguments.done":
-            if key not in self._seen_arguments:
-                self._arguments(key, payload.get("arguments"))
+            self._arguments(key, _rest(payload.get("arguments"), self._seen_arguments.get(key, "")))
         elif kind == "response.output_item.added":
             self._item_added(key, payload.get("item"))
         elif kind == "response.output_item.done":
@@ -161,13 +160,15 @@ class ResponseAssembler:
         if kind == "reasoning":
             self._reasoning_done(key, item)
         elif kind == "function_call":
-            if key not in self._seen_arguments and isinstance(item.get("arguments"), str):
-                self._arguments(key, item["arguments"])
-        elif kind == "message" and key not in self._seen_text:
-            for part in item.get("content") or ():  # a message whose text came in no delta
-                if isinstance(part, dict) and part.get("type") in ("output_text", "refusal"):
-                    self._refused = self._refused or part["type"] == "refusal"
-                    self._text(key, part.get("text") or part.get("refusal"))
+            self._arguments(key, _rest(item.get("arguments"), self._seen_arguments.get(key, "")))
+        elif kind == "message":
+            # The final text, when the deltas did not carry all of it (or any: a message sent whole).
+            parts = [p for p in item.get("content") or () if isinstance(p, dict)]
+            texts = [p.get("text") or p.get("refusal") or "" for p in parts]
+            final = "".join(t for t in texts if isinstance(t, str))
+            if any(p.get("type") == "refusal" for p in parts):
+                self._refused = True
+            self._text(key, _rest(final, self._seen_text.get(key, "")))
 
     def _reasoning_done(self, key: Hashable, item: dict[str, Any]) -> None:
         chunks = self._reasoning_text.pop(key, None)
@@ -198,13 +199,13 @@ class ResponseAssembler:
         if self._separator_due:
             self._separator_due = False
             self.blocks.text(MESSAGE_SEPARATOR)
-        self._seen_text.add(key)
+        self._seen_text[key] = self._seen_text.get(key, "") + text
         self._output.append(text)
         self.blocks.text(text)
 
     def _arguments(self, key: Hashable, arguments: object) -> None:
         if isinstance(arguments, str) and arguments:
-            self._seen_arguments.add(key)
+            self._seen_arguments[key] = self._seen_arguments.get(key, "") + arguments
             self._output.append(arguments)
             self.blocks.tool_call(key, arguments=arguments)
 
@@ -263,6 +264,13 @@ def _key(payload: dict[str, Any]) -> Hashable:
     item = payload.get("item")
     item_id = payload.get("item_id") or (item.get("id") if isinstance(item, dict) else None)
     return item_id if isinstance(item_id, str) else None
+
+
+def _rest(final: object, seen: str) -> str | None:
+    """What a final text adds to the part already streamed (None when it is not a continuation)."""
+    if not isinstance(final, str) or len(final) <= len(seen) or not final.startswith(seen):
+        return None
+    return final[len(seen) :]
 
 
 def _int(value: object) -> int:
