@@ -21,7 +21,15 @@ import yaml
 from anygate.deployment import Deployment
 from anygate.limits import LIMIT_DEFAULTS, Limits
 from anygate.protocol.errors import GatewayError
-from anygate.providers.registry import PLANNED_PROVIDERS, SPECS, ParamError, default_api_key_env, split_model
+from anygate.providers.registry import (
+    PLANNED_PROVIDERS,
+    SPECS,
+    USE_RESPONSES_API,
+    ParamError,
+    api_variant,
+    default_api_key_env,
+    split_model,
+)
 
 log = logging.getLogger("anygate.config")
 
@@ -503,7 +511,11 @@ class _Loader:
         if not isinstance(model, str) or not model:
             raise self.fail((*params_path, "model"), f"required in {label}: '<provider>/<upstream model>'")
         custom = raw_params.get("custom_llm_provider")
-        split = (custom, model.removeprefix(f"{custom}/")) if isinstance(custom, str) else split_model(model)
+        split = (
+            api_variant(custom, model.removeprefix(f"{custom}/"))
+            if isinstance(custom, str)
+            else split_model(model)
+        )
         if split is None:
             raise self.fail(
                 (*params_path, "model"),
@@ -528,6 +540,8 @@ class _Loader:
         model_info = entry.get("model_info") or {}
         if not isinstance(model_info, dict):
             raise self.fail((*path, "model_info"), "must be a mapping")
+        if provider_params.get(USE_RESPONSES_API) is True or model_info.get("mode") == "responses":
+            provider, upstream_model = api_variant(provider, upstream_model, responses=True)
         extra_headers = params.get("extra_headers") or {}
         if not isinstance(extra_headers, dict):
             raise self.fail((*params_path, "extra_headers"), "must be a mapping of header name to value")

@@ -36,7 +36,7 @@ from anygate.protocol.ids import new_request_id
 from anygate.protocol.redact import register_config_secrets
 from anygate.protocol.sse import PING_FRAME, encode_error, encode_event
 from anygate.protocol.validation import validate_count_tokens_request, validate_messages_request
-from anygate.providers.base import CallContext, LocalProvider, StreamTranslator
+from anygate.providers.base import CallContext, LocalProvider, ProviderCall, StreamTranslator
 from anygate.providers.registry import SPECS, load_provider
 from anygate.routing.names import ModelNames
 from anygate.routing.retry import Attempt, AttemptOutcome, run_routed
@@ -359,25 +359,36 @@ class Gateway:
             relay = self._replay(events, done, record, usage)
             return GatewayResponse(stream=ReleasingStream(relay, self._abandon(done, record)))
         call = provider.prepare(deployment, request, ctx, stream=stream)
-        upstream_request = call.request
-        if provider.dynamic_credentials:
-            await provider.authorize(deployment, upstream_request)
         total, first_byte = self._timeouts(deployment)
-        if not stream:
-            status, headers, body = await self.upstream.fetch(upstream_request, timeout=total)
-            if status >= 300:
-                raise provider.map_error(status, headers, body)
-            try:
-                answer = call.parse_response(body)
-            except ValueError as exc:
-                raise malformed_upstream("response", exc) from None
-            return GatewayResponse(body=answer.body, usage=answer.usage)
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + first_byte
-        response = await self.upstream.send(upstream_request, timeout=first_byte)
-        if response.status >= 300:
-            body = await self.upstream.read(response, timeout=max(deadline - loop.time(), 1.0))
-            raise provider.map_error(response.status, response.headers, body)
+        deadline: float | None = None
+        amendable = True
+        while True:  # at most twice: a call the upstream refused may be amended once (AmendableCall)
+            upstream_request = call.request
+            if provider.dynamic_credentials:
+                await provider.authorize(deployment, upstream_request)
+            if deadline is None:
+                deadline = loop.time() + (first_byte if stream else total)
+            left = max(deadline - loop.time(), 0.001)
+            if not stream:
+                status, headers, body = await self.upstream.fetch(upstream_request, timeout=left)
+                if status < 300:
+                    try:
+                        answer = call.parse_response(body)
+                    except ValueError as exc:
+                        raise malformed_upstream("response", exc) from None
+                    return GatewayResponse(body=answer.body, usage=answer.usage)
+            else:
+                response = await self.upstream.send(upstream_request, timeout=left)
+                if response.status < 300:
+                    break
+                status, headers = response.status, response.headers
+                body = await self.upstream.read(response, timeout=max(deadline - loop.time(), 1.0))
+            amended = _amended(call, status, body) if amendable else None
+            if amended is None:
+                raise provider.map_error(status, headers, body)
+            log.info("request %s: the upstream refused the call; retrying it amended", record.request_id)
+            call, amendable = amended, False
         translator = call.stream_translator()
         try:
             first = await self._first_bytes(response, translator, max(deadline - loop.time(), 0.001))
@@ -519,6 +530,13 @@ class Gateway:
             return call.parse(body)
         except ValueError as exc:
             raise malformed_upstream("count_tokens answer", exc) from None
+
+
+def _amended(call: object, status: int, body: bytes) -> ProviderCall | None:
+    """The call a provider sends instead when the upstream refused ``call`` in a way it can repair
+    (``ProviderCall.amend``, optional), or None."""
+    amend = getattr(call, "amend", None)
+    return amend(status, body) if amend is not None else None
 
 
 def _warm_up(provider: object) -> None:

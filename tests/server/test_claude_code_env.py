@@ -65,7 +65,9 @@ def test_the_example_config_loads_and_maps_every_claude_code_name(monkeypatch: p
         assert deployment.model_info["max_output_tokens"] > 0
     assert config.general.master_key == "sk-master"
     listed = names.listed_names()
-    assert listed == ["claude-opus-5-5", "claude-sonnet-5-5", "claude-haiku-5-5"]
+    assert listed == ["claude-opus-5-5", "claude-sonnet-5-5", "claude-haiku-5-5", "gpt-5-responses"]
+    responses = names.deployments("gpt-5-responses")[0]
+    assert (responses.provider, responses.upstream_model) == ("openai/responses", "gpt-5")
     for name in listed:
         assert names.deployments(name)[0].model_info["display_name"]
 

@@ -62,11 +62,13 @@ def _strip_gateway_thinking(request: dict[str, Any]) -> dict[str, Any]:
 
 
 def _is_gateway_thinking(block: object) -> bool:
-    return (
-        isinstance(block, dict)
-        and block.get("type") == "thinking"
-        and is_gateway_signature(block.get("signature"))
-    )
+    """A thinking block signed by the gateway, or a redacted one carrying a gateway envelope."""
+    if not isinstance(block, dict):
+        return False
+    kind = block.get("type")
+    if kind == "thinking":
+        return is_gateway_signature(block.get("signature"))
+    return kind == "redacted_thinking" and is_gateway_signature(block.get("data"))
 
 
 class AnthropicProvider(StaticCredentials):

@@ -113,6 +113,18 @@ class ProviderCall(Protocol):
         ...
 
 
+class AmendableCall(ProviderCall, Protocol):
+    """A call that can repair some refusals itself (optional: the gateway looks for ``amend``).
+
+    When the upstream answers an attempt with a non-2xx status, the gateway asks ``amend(status, body)``
+    for a replacement call and sends it once, within the same attempt (same deployment, same deadline,
+    nothing sent to the client yet). The Responses provider uses this to drop replayed reasoning that the
+    upstream could not decrypt. Return None to let the failure be mapped and routed as usual.
+    """
+
+    def amend(self, status: int, body: bytes) -> ProviderCall | None: ...
+
+
 class CountCall(Protocol):
     """One upstream token-counting request and how to read its answer."""
 

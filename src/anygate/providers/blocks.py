@@ -35,12 +35,14 @@ F_co = TypeVar("F_co", covariant=True)
 class _Part:
     """One upstream part being assembled (a text run, a reasoning run, or a tool call)."""
 
-    kind: str  # "text", "thinking" or "tool_use"
+    kind: str  # "text", "thinking", "redacted_thinking" or "tool_use"
     chunks: list[str] = field(default_factory=list)
     tool_id: str | None = None
     name: str | None = None
     index: int | None = None  # the Anthropic block index once the block is open on the wire
     sent: int = 0  # characters of a live tool call's arguments already sent as input_json_delta
+    signature: str | None = None  # a thinking block's signature given by the provider (else computed)
+    ended: bool = False  # a thinking part the upstream ended: further reasoning starts a new block
 
     @property
     def content(self) -> str:
@@ -115,6 +117,31 @@ class BlockStream:
         """A fragment of reasoning, shown as a thinking block."""
         self._prose("thinking", text)
 
+    def end_thinking(self, signature: str) -> None:
+        """The upstream's current reasoning item is complete: its thinking block gets ``signature``
+        (sealed upstream state) instead of a computed one, and later reasoning starts a new block.
+
+        When no reasoning text came for it (the upstream gave no summary), the item becomes a
+        ``redacted_thinking`` block whose ``data`` is the signature.
+        """
+        part = self._live if self._live is not None and not self._tool_opened else None
+        if part is None and self._deferred:
+            part = self._deferred[-1]
+        if part is not None and part.kind == "thinking" and not part.ended:
+            part.signature = signature
+            part.ended = True
+            return
+        self.redacted_thinking(signature)
+
+    def redacted_thinking(self, data: str) -> None:
+        """A whole ``redacted_thinking`` block (opaque reasoning the client must send back)."""
+        part = _Part("redacted_thinking", [data], ended=True)
+        if self._tool_opened:
+            self._deferred.append(part)
+            return
+        self._open(part)
+        self._close_live()
+
     def tool_call(
         self, key: Hashable, *, tool_id: str | None = None, name: str | None = None, arguments: str = ""
     ) -> None:
@@ -182,13 +209,13 @@ class BlockStream:
             return
         if self._tool_opened:
             last = self._deferred[-1] if self._deferred else None
-            if last is not None and last.kind == kind:
+            if last is not None and last.kind == kind and not last.ended:
                 last.chunks.append(text)
             else:
                 self._deferred.append(_Part(kind, [text]))
             return
         live = self._live
-        if live is None or live.kind != kind:
+        if live is None or live.kind != kind or live.ended:
             live = _Part(kind)
             self._open(live)
         live.chunks.append(text)
@@ -214,7 +241,7 @@ class BlockStream:
         if part is None:
             return
         if part.kind == "thinking":
-            signature = self._sign_thinking(part.content)
+            signature = part.signature or self._sign_thinking(part.content)
             self._delta(part, {"type": "signature_delta", "signature": signature})
         elif part.kind == "tool_use":
             if part.sent:
@@ -239,6 +266,8 @@ class BlockStream:
             part.chunks = []  # the repaired text is final; nothing left for _close_live to complete
         elif part.kind == "thinking":
             self._delta(part, {"type": "thinking_delta", "thinking": content})
+        elif part.kind == "redacted_thinking":
+            pass  # whole in its content_block_start
         else:
             self._delta(part, {"type": "text_delta", "text": content})
         self._close_live()
@@ -259,6 +288,8 @@ def _empty(part: _Part) -> dict[str, Any]:
         return {"type": "text", "text": ""}
     if part.kind == "thinking":
         return {"type": "thinking", "thinking": "", "signature": ""}
+    if part.kind == "redacted_thinking":
+        return {"type": "redacted_thinking", "data": part.content}
     return {"type": "tool_use", "id": part.tool_id or "", "name": part.name or "", "input": {}}
 
 

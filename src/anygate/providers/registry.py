@@ -59,6 +59,21 @@ class ProviderSpec:
     check_params: ParamsCheck | None = None
 
 
+RESPONSES_SUFFIX: Final = "/responses"
+"""The provider-name suffix of the Responses API variant of an OpenAI-compatible service."""
+RESPONSES_PREFIX: Final = "responses/"
+"""LiteLLM's model spelling for the Responses API: ``openai/responses/gpt-5``, ``azure/responses/<dep>``."""
+USE_RESPONSES_API: Final = "use_responses_api"
+"""The ``litellm_params`` switch that sends an OpenAI-compatible deployment to its Responses API."""
+RESPONSES_PARAMS: Final = frozenset({USE_RESPONSES_API})
+
+
+def _check_responses_params(params: Mapping[str, Any]) -> None:
+    value = params.get(USE_RESPONSES_API)
+    if value is not None and not isinstance(value, bool):
+        raise ParamError(USE_RESPONSES_API, f"must be true or false, not {value!r}")
+
+
 SPECS: Final[dict[str, ProviderSpec]] = {
     "anthropic": ProviderSpec(
         "anthropic", "anygate.providers.anthropic:AnthropicProvider", api_key_env=("ANTHROPIC_API_KEY",)
@@ -70,11 +85,25 @@ SPECS: Final[dict[str, ProviderSpec]] = {
             "anygate.providers.openai_chat.provider:provider_for_preset",
             argument=preset.name,
             api_key_env=preset.api_key_env,
+            param_keys=RESPONSES_PARAMS,
+            check_params=_check_responses_params,
+        )
+        for preset in PRESETS
+    },
+    **{
+        preset.name + RESPONSES_SUFFIX: ProviderSpec(
+            preset.name + RESPONSES_SUFFIX,
+            "anygate.providers.openai_responses.provider:provider_for_preset",
+            argument=preset.name,
+            api_key_env=preset.api_key_env,
+            param_keys=RESPONSES_PARAMS,
+            check_params=_check_responses_params,
         )
         for preset in PRESETS
     },
 }
-"""Every provider this version can call."""
+"""Every provider this version can call. ``<preset>/responses`` is the Responses API of an
+OpenAI-compatible service; configs reach it as ``<preset>/responses/<model>`` or with the switch."""
 
 PLANNED_PROVIDERS: Final = frozenset({"gemini", "vertex_ai", "bedrock"})
 """Providers whose model names are recognised in configs but which this version cannot call yet."""
@@ -111,11 +140,22 @@ def split_model(model: str) -> tuple[str, str] | None:
     None when the provider cannot be told."""
     prefix, slash, rest = model.partition("/")
     if slash and (prefix in SPECS or prefix in PLANNED_PROVIDERS):
-        return prefix, rest
+        return api_variant(prefix, rest)
     for pattern, provider in _WELL_KNOWN_MODELS:
         if pattern.match(model):
             return provider, model
     return None
+
+
+def api_variant(provider: str, upstream_model: str, *, responses: bool = False) -> tuple[str, str]:
+    """The provider that serves ``upstream_model``: the Responses API variant when the model is spelled
+    ``responses/<model>`` or ``responses`` says so (a deployment's switch), else ``provider`` itself."""
+    variant = provider + RESPONSES_SUFFIX
+    if variant not in SPECS:
+        return provider, upstream_model
+    if upstream_model.startswith(RESPONSES_PREFIX):
+        return variant, upstream_model.removeprefix(RESPONSES_PREFIX)
+    return (variant if responses else provider), upstream_model
 
 
 def default_api_key_env(provider: str) -> tuple[str, ...]:

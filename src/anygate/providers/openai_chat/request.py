@@ -34,7 +34,7 @@ def chat_body(
 ) -> tuple[dict[str, Any], dict[str, str]]:
     """The Chat Completions body for an Anthropic request, and the map from the tool names sent (which
     the upstream answers with) back to the client's names."""
-    names = tool_name_map(_tool_names(request))
+    names = tool_name_map(request_tool_names(request))
     body: dict[str, Any] = {"model": model, "messages": chat_messages(request, preset, names)}
     tools = chat_tools(request.get("tools"), names)
     if tools:
@@ -43,9 +43,9 @@ def chat_body(
     body[preset.max_tokens_field] = request["max_tokens"]
     _apply_sampling(body, request, preset)
     _apply_reasoning(body, request, preset, model)
-    response_format = _response_format(request)
-    if response_format is not None:
-        body["response_format"] = response_format
+    json_format = response_format(request)
+    if json_format is not None:
+        body["response_format"] = json_format
     if stream:
         body["stream"] = True
         if preset.stream_usage:
@@ -154,13 +154,13 @@ def _user_messages(blocks: list[Any], preset: Preset) -> list[dict[str, Any]]:
         if not isinstance(block, dict):
             continue
         if block.get("type") == "tool_result":
-            text, media = _tool_result_content(block)
+            text, media = tool_result_content(block)
             tool_messages.append(
                 {"role": "tool", "tool_call_id": _wire_id(block.get("tool_use_id"), preset), "content": text}
             )
             carried.extend(media)
         else:
-            parts.extend(_user_parts(block))
+            parts.extend(user_parts(block))
     messages = tool_messages
     combined = carried + parts
     if combined or not tool_messages:
@@ -178,7 +178,7 @@ def _compact(parts: list[dict[str, Any]]) -> str | list[dict[str, Any]]:
     return parts
 
 
-def _tool_result_content(block: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
+def tool_result_content(block: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
     content = block.get("content")
     texts: list[str] = []
     media: list[dict[str, Any]] = []
@@ -188,7 +188,7 @@ def _tool_result_content(block: dict[str, Any]) -> tuple[str, list[dict[str, Any
         for inner in content:
             if not isinstance(inner, dict):
                 continue
-            for part in _user_parts(inner):
+            for part in user_parts(inner):
                 if part["type"] == "text":
                     texts.append(part["text"])
                 else:
@@ -199,7 +199,7 @@ def _tool_result_content(block: dict[str, Any]) -> tuple[str, list[dict[str, Any
     return text, media
 
 
-def _user_parts(block: dict[str, Any]) -> list[dict[str, Any]]:
+def user_parts(block: dict[str, Any]) -> list[dict[str, Any]]:
     """Chat Completions content parts for one Anthropic user content block."""
     kind = block.get("type")
     if kind == "text":
@@ -240,7 +240,7 @@ def _document_parts(block: dict[str, Any]) -> list[dict[str, Any]]:
         inner = source.get("content")
         if isinstance(inner, str):
             return [{"type": "text", "text": inner}]
-        return [part for b in inner or [] if isinstance(b, dict) for part in _user_parts(b)]
+        return [part for b in inner or [] if isinstance(b, dict) for part in user_parts(b)]
     if kind == "base64":
         media_type = str(source.get("media_type", "application/pdf"))
         filename = str(title or ("document.pdf" if media_type == "application/pdf" else "document"))
@@ -259,7 +259,7 @@ def _is_function_tool(tool: object) -> bool:
     return isinstance(tool, dict) and tool.get("type") in (None, "custom") and "input_schema" in tool
 
 
-def _tool_names(request: dict[str, Any]) -> list[str]:
+def request_tool_names(request: dict[str, Any]) -> list[str]:
     names = [str(t["name"]) for t in request.get("tools") or [] if _is_function_tool(t)]
     for message in request.get("messages") or []:
         content = message.get("content")
@@ -345,7 +345,7 @@ def _apply_reasoning(body: dict[str, Any], request: dict[str, Any], preset: Pres
         body["reasoning_effort"] = effort
 
 
-def _response_format(request: dict[str, Any]) -> dict[str, Any] | None:
+def response_format(request: dict[str, Any]) -> dict[str, Any] | None:
     """``output_config.format`` (or the beta ``output_format``) of type json_schema → response_format."""
     output_config = request.get("output_config")
     fmt = output_config.get("format") if isinstance(output_config, dict) else None
