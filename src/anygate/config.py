@@ -340,6 +340,18 @@ def parse_config(text: str, *, source: str = "<config>", env: Mapping[str, str] 
     return loader.load(raw)
 
 
+def config_from_mapping(
+    mapping: Mapping[str, Any], *, source: str = "<dict>", env: Mapping[str, str] | None = None
+) -> Config:
+    """Validate a config given as Python data in the file's format (``{"model_list": [...]}``), with the
+    same checks and ``os.environ/NAME`` references as a file."""
+    try:
+        text = yaml.safe_dump(dict(mapping), sort_keys=False)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{source}: the config holds a value that is not plain data: {exc}") from exc
+    return parse_config(text, source=source, env=env)
+
+
 class _Loader:
     def __init__(self, located: _Located, env: Mapping[str, str]) -> None:
         self.located = located

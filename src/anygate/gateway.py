@@ -38,6 +38,7 @@ from anygate.protocol.sse import PING_FRAME, encode_error, encode_event
 from anygate.protocol.validation import validate_count_tokens_request, validate_messages_request
 from anygate.providers.base import CallContext, LocalProvider, ProviderCall, StreamTranslator
 from anygate.providers.registry import SPECS, load_provider
+from anygate.providers.upstream_errors import CredentialsRejected
 from anygate.routing.names import ModelNames
 from anygate.routing.retry import Attempt, AttemptOutcome, run_routed
 from anygate.routing.router import Router
@@ -50,6 +51,9 @@ DEFAULT_TIMEOUT: Final = 600.0
 """Seconds an upstream may take when nothing is configured (the official SDKs' default)."""
 DEFAULT_STREAM_IDLE_TIMEOUT: Final = 300.0
 """Seconds of upstream silence after which a stream is given up."""
+DEFAULT_MODELS_LIMIT: Final = 20
+MAX_MODELS_LIMIT: Final = 1000
+"""``GET /v1/models`` page sizes, as Anthropic's API has them."""
 CLIENT_GONE_STATUS: Final = 499
 """The status recorded for a request whose client left before its answer was complete."""
 LARGE_LOCAL_REQUEST: Final = 256
@@ -185,6 +189,10 @@ class Gateway:
                 return await self._attempt_message(deployment, request, ctx, done, record, stream=stream)
 
             response = await self._routed(request["model"], deployments, attempt, record)
+        except CredentialsRejected as exc:
+            failure = _for_principal(exc, principal)
+            self._complete(record, failure)
+            raise failure from None
         except BaseException as exc:
             self._complete(record, exc)
             raise
@@ -218,44 +226,85 @@ class Gateway:
                 return GatewayResponse(body=orjson.dumps({"input_tokens": tokens}))
 
             response = await self._routed(request["model"], deployments, attempt, record)
+        except CredentialsRejected as exc:
+            failure = _for_principal(exc, principal)
+            self._complete(record, failure)
+            raise failure from None
         except BaseException as exc:
             self._complete(record, exc)
             raise
         self._complete(record, None)
         return response
 
-    def list_models(self) -> bytes:
+    def list_models(
+        self, *, limit: int = DEFAULT_MODELS_LIMIT, after_id: str | None = None, before_id: str | None = None
+    ) -> bytes:
         """``GET /v1/models`` in Anthropic's list format, one entry per configured model name.
 
-        ``max_input_tokens`` and ``max_tokens`` come from ``model_info`` (``max_input_tokens``,
-        ``max_output_tokens`` or ``max_tokens``) so clients learn a non-Claude model's real limits.
+        Paged as Anthropic pages: at most ``limit`` entries (1 to 1000) after ``after_id`` or before
+        ``before_id`` (ids of this list; an unknown one is a 400), with ``has_more`` and the page's
+        ``first_id`` / ``last_id``. ``max_input_tokens`` and ``max_tokens`` come from ``model_info``
+        (``max_input_tokens``, ``max_output_tokens`` or ``max_tokens``) so clients learn a non-Claude
+        model's real limits.
         """
-        created = self.started_at.isoformat().replace("+00:00", "Z")
-        data = []
-        for name in self.names.listed_names():
-            deployments = self.names.deployments(name)
-            info: Mapping[str, Any] = deployments[0].model_info if deployments else {}
-            entry: dict[str, Any] = {
-                "type": "model",
-                "id": name,
-                "display_name": str(info.get("display_name") or name),
-                "created_at": str(info.get("created_at") or created),
-            }
-            max_input = info.get("max_input_tokens")
-            max_output = info.get("max_output_tokens") or info.get("max_tokens")
-            if isinstance(max_input, int):
-                entry["max_input_tokens"] = max_input
-            if isinstance(max_output, int):
-                entry["max_tokens"] = max_output
-            data.append(entry)
+        if not 1 <= limit <= MAX_MODELS_LIMIT:
+            raise GatewayError(400, f"limit: must be between 1 and {MAX_MODELS_LIMIT}, got {limit}")
+        if after_id is not None and before_id is not None:
+            raise GatewayError(400, "after_id and before_id cannot be used together")
+        names = self.names.listed_names()
+        if after_id is not None:
+            start = _cursor_position(names, after_id, "after_id") + 1
+            page, has_more = names[start : start + limit], start + limit < len(names)
+        elif before_id is not None:
+            end = _cursor_position(names, before_id, "before_id")
+            page, has_more = names[max(end - limit, 0) : end], end - limit > 0
+        else:
+            page, has_more = names[:limit], limit < len(names)
+        data = [self.model_entry(name) for name in page]
         return orjson.dumps(
             {
                 "data": data,
-                "has_more": False,
+                "has_more": has_more,
                 "first_id": data[0]["id"] if data else None,
                 "last_id": data[-1]["id"] if data else None,
             }
         )
+
+    def models(self, model_id: str | None, query: Mapping[str, str]) -> bytes:
+        """``GET /v1/models[/{model_id}]`` with its query parameters as strings (both faces call this)."""
+        if model_id is not None:
+            return self.retrieve_model(model_id)
+        raw_limit = query.get("limit")
+        try:
+            limit = DEFAULT_MODELS_LIMIT if raw_limit is None else int(raw_limit)
+        except ValueError:
+            raise GatewayError(400, f"limit: must be an integer, got {raw_limit!r}") from None
+        return self.list_models(limit=limit, after_id=query.get("after_id"), before_id=query.get("before_id"))
+
+    def retrieve_model(self, model_id: str) -> bytes:
+        """``GET /v1/models/{model_id}``: one entry of :meth:`list_models`; 404 for a name not listed."""
+        if model_id not in self.names.listed_names():
+            raise GatewayError(404, f"model {model_id!r} is not configured on this gateway")
+        return orjson.dumps(self.model_entry(model_id))
+
+    def model_entry(self, name: str) -> dict[str, Any]:
+        """Anthropic's model object for a model name (what ``/v1/models`` lists for it)."""
+        created = self.started_at.isoformat().replace("+00:00", "Z")
+        deployments = self.names.deployments(name)
+        info: Mapping[str, Any] = deployments[0].model_info if deployments else {}
+        entry: dict[str, Any] = {
+            "type": "model",
+            "id": name,
+            "display_name": str(info.get("display_name") or name),
+            "created_at": str(info.get("created_at") or created),
+        }
+        max_input = info.get("max_input_tokens")
+        max_output = info.get("max_output_tokens") or info.get("max_tokens")
+        if isinstance(max_input, int):
+            entry["max_input_tokens"] = max_input
+        if isinstance(max_output, int):
+            entry["max_tokens"] = max_output
+        return entry
 
     def deployment_health(self) -> bytes:
         """Each deployment's state, for ``GET /health/deployments``."""
@@ -537,6 +586,19 @@ def _amended(call: object, status: int, body: bytes) -> ProviderCall | None:
     (``ProviderCall.amend``, optional), or None."""
     amend = getattr(call, "amend", None)
     return amend(status, body) if amend is not None else None
+
+
+def _for_principal(exc: CredentialsRejected, principal: Principal) -> GatewayError:
+    """An upstream's refusal of the key, as the caller should see it: an in-process caller owns the key
+    (it passed or configured it), a proxy client does not (see :class:`CredentialsRejected`)."""
+    return exc.for_key_owner() if principal.kind == IN_PROCESS.kind else exc
+
+
+def _cursor_position(names: list[str], cursor: str, field: str) -> int:
+    try:
+        return names.index(cursor)
+    except ValueError:
+        raise GatewayError(400, f"{field}: no model with id {cursor!r} on this gateway") from None
 
 
 def _warm_up(provider: object) -> None:

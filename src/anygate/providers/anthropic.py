@@ -1,7 +1,10 @@
 """Anthropic passthrough: the request goes upstream as the client sent it, with only ``model`` rewritten.
 
-Responses and streams come back byte for byte; a copy of the stream is decoded only far enough to read
-usage and to notice a stream that ends without ``message_stop``. The one change to a request body: thinking
+Responses and streams come back as they came, except ``model``, which names what the client asked for (as
+every translated answer does): a JSON answer is parsed once anyway and re-serialized only when its model
+differs; in a stream only the ``message_start`` frame is rewritten, every other byte is relayed as it
+arrived. A copy of the stream is decoded only far enough to read usage and to notice a stream that ends
+without ``message_stop``. The one change to a request body: thinking
 blocks that anygate itself made from another provider's reasoning are dropped, because Anthropic rejects
 signatures it did not issue (genuine Anthropic signatures are never touched).
 """
@@ -18,7 +21,7 @@ from anygate.deployment import Deployment
 from anygate.hooks import Usage
 from anygate.protocol.errors import GatewayError, UpstreamFailure, upstream_error
 from anygate.protocol.redact import mask_secrets_bytes
-from anygate.protocol.sse import SSEDecoder
+from anygate.protocol.sse import SSEDecoder, encode_event
 from anygate.providers.base import Answer, CallContext, StaticCredentials, UpstreamRequest
 from anygate.providers.upstream_errors import credentials_rejected, retry_headers
 from anygate.signing import is_gateway_signature
@@ -99,7 +102,7 @@ class AnthropicProvider(StaticCredentials):
     def prepare(
         self, deployment: Deployment, request: dict[str, Any], ctx: CallContext, *, stream: bool
     ) -> PassthroughCall:
-        return PassthroughCall(self._request(deployment, request, ctx, "/messages"))
+        return PassthroughCall(self._request(deployment, request, ctx, "/messages"), ctx.requested_model)
 
     def map_error(self, status: int, headers: Mapping[str, str], body: bytes) -> GatewayError:
         if status in (401, 403):
@@ -130,17 +133,23 @@ class PassthroughCall:
     """A Messages request sent as it came; the answer is relayed as it comes."""
 
     request: UpstreamRequest
+    model: str
+    """The model name the client asked for, which the answer reports."""
 
     def parse_response(self, body: bytes) -> Answer:
-        """The upstream's bytes unchanged, once checked to be a Message (a truncated or non-JSON body
-        from a misbehaving proxy in between is a retryable upstream failure, not an answer)."""
+        """The upstream's bytes, once checked to be a Message (a truncated or non-JSON body from a
+        misbehaving proxy in between is a retryable upstream failure, not an answer), with ``model``
+        set to the name the client asked for (re-serialized only when it differs)."""
         parsed = orjson.loads(body)
         if not isinstance(parsed, dict) or parsed.get("type") != "message":
             raise ValueError("not an Anthropic Message")
+        if parsed.get("model") != self.model:
+            parsed["model"] = self.model
+            body = orjson.dumps(parsed)
         return Answer(body, Usage.from_anthropic(parsed.get("usage")))
 
     def stream_translator(self) -> PassthroughStream:
-        return PassthroughStream()
+        return PassthroughStream(self.model)
 
 
 @dataclass(slots=True)
@@ -158,15 +167,20 @@ class CountTokensCall:
 
 
 class PassthroughStream:
-    """Relays an Anthropic stream unchanged while watching it for usage and a proper end."""
+    """Relays an Anthropic stream unchanged while watching it for usage and a proper end; only the
+    ``model`` of its ``message_start`` frame is set to the name the client asked for."""
 
-    __slots__ = ("_decoder", "_ended", "_failed", "_pending", "usage")
+    __slots__ = ("_decoder", "_ended", "_failed", "_model", "_pending", "_start_frame", "usage")
 
-    def __init__(self) -> None:
+    def __init__(self, model: str | None = None) -> None:
         self._decoder = SSEDecoder()
         self._ended = False
         self._failed = False
+        self._model = model
+        """The name to report; None once the ``message_start`` frame went out (or needs no change)."""
         self._pending = b""
+        self._start_frame: bytes | None = None
+        """The rewritten ``message_start`` frame, between reading it and relaying it."""
         self.usage = Usage()
 
     def feed(self, chunk: bytes) -> bytes:
@@ -182,7 +196,24 @@ class PassthroughStream:
             return b""
         self._pending = data[cut:]
         out = data[:cut] if self._pending else data
+        if self._start_frame is not None:
+            out = self._rewrite_start(out)
         return mask_secrets_bytes(out) if self._failed else out  # an error frame may echo a key
+
+    def _rewrite_start(self, out: bytes) -> bytes:
+        """``out`` with its ``message_start`` frame replaced by :attr:`_start_frame` (the frame is whole
+        in ``out``: only complete frames are relayed)."""
+        begin = out.find(b"event: message_start")
+        if begin < 0:
+            begin = out.find(b"event:message_start")
+        if begin < 0:  # a frame without an event line: leave it
+            self._start_frame = None
+            return out
+        ends = [i for i in (out.find(b"\n\n", begin), out.find(b"\r\n\r\n", begin)) if i >= 0]
+        end = min(ends)
+        end += 4 if out.startswith(b"\r\n\r\n", end) else 2
+        frame, self._start_frame = self._start_frame or b"", None
+        return out[:begin] + frame + out[end:]
 
     def finish(self) -> bytes:
         for frame in self._decoder.flush():
@@ -207,3 +238,8 @@ class PassthroughStream:
             carrier = payload.get("message") if event == "message_start" else payload
             if isinstance(carrier, dict):
                 self.usage.update(carrier.get("usage"))
+                if event == "message_start" and self._model is not None:
+                    if carrier.get("model") != self._model:
+                        carrier["model"] = self._model
+                        self._start_frame = encode_event(payload)
+                    self._model = None

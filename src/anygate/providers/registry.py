@@ -49,6 +49,8 @@ class ProviderSpec:
         param_keys: ``litellm_params`` keys this provider owns beyond the common ones; they reach it
             in ``Deployment.params``.
         check_params: validates those params at config load time.
+        hosted: its default endpoint is a hosted service, which needs a key (an SDK call with no key
+            for it fails before sending anything); local servers (Ollama, vLLM…) may need none.
     """
 
     name: str
@@ -57,6 +59,7 @@ class ProviderSpec:
     api_key_env: tuple[str, ...] = ()
     param_keys: frozenset[str] = field(default_factory=frozenset)
     check_params: ParamsCheck | None = None
+    hosted: bool = False
 
 
 RESPONSES_SUFFIX: Final = "/responses"
@@ -76,7 +79,10 @@ def _check_responses_params(params: Mapping[str, Any]) -> None:
 
 SPECS: Final[dict[str, ProviderSpec]] = {
     "anthropic": ProviderSpec(
-        "anthropic", "anygate.providers.anthropic:AnthropicProvider", api_key_env=("ANTHROPIC_API_KEY",)
+        "anthropic",
+        "anygate.providers.anthropic:AnthropicProvider",
+        api_key_env=("ANTHROPIC_API_KEY",),
+        hosted=True,
     ),
     "mock": ProviderSpec("mock", "anygate.providers.mock:MockProvider"),
     **{
@@ -87,6 +93,7 @@ SPECS: Final[dict[str, ProviderSpec]] = {
             api_key_env=preset.api_key_env,
             param_keys=RESPONSES_PARAMS,
             check_params=_check_responses_params,
+            hosted=(preset.default_api_base or "").startswith("https://"),
         )
         for preset in PRESETS
     },
@@ -98,6 +105,7 @@ SPECS: Final[dict[str, ProviderSpec]] = {
             api_key_env=preset.api_key_env,
             param_keys=RESPONSES_PARAMS,
             check_params=_check_responses_params,
+            hosted=(preset.default_api_base or "").startswith("https://"),
         )
         for preset in PRESETS
     },

@@ -12,6 +12,7 @@ import logging
 import os
 import signal
 import time
+import urllib.parse
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from typing import Any, Final
 
@@ -51,6 +52,8 @@ KNOWN_PATHS: Final = {
 ACCESS_LINE: Final = {"_anygate_clean": True}
 """The per-request log line is built from the gateway's own values and the escaped path: it carries no
 upstream text, so it skips the masking filter (a regex scan of every line would cost ~20 µs a request)."""
+MODEL_PATH_PREFIX: Final = "/v1/models/"
+"""``GET /v1/models/{model_id}``: the one route with a parameter (the id may contain ``/``)."""
 _SHUTTING_DOWN: Final = "the gateway is shutting down; retry the request"
 _ROOT_BODY: Final = orjson.dumps({"name": "anygate", "docs": "POST /v1/messages"})
 
@@ -102,7 +105,7 @@ class App:
         status = 500
         response: GatewayResponse | None = None
         try:
-            response = await self._dispatch(method, path, headers, receive, request_id)
+            response = await self._dispatch(method, path, headers, receive, request_id, scope)
             status = response.status
             if response.stream is not None:
                 await self._send_stream(response, send, receive, request_id)
@@ -152,8 +155,11 @@ class App:
                 )
 
     async def _dispatch(
-        self, method: str, path: str, headers: dict[str, str], receive: Receive, request_id: str
+        self, method: str, path: str, headers: dict[str, str], receive: Receive, request_id: str, scope: Scope
     ) -> GatewayResponse:
+        model_id: str | None = None
+        if path.startswith(MODEL_PATH_PREFIX):
+            model_id, path = path[len(MODEL_PATH_PREFIX) :], "/v1/models"
         expected = KNOWN_PATHS.get(path)
         if expected is None:
             raise GatewayError(404, f"no route for {method} {path}")
@@ -169,7 +175,9 @@ class App:
         if principal is OPEN and method == "POST":
             check_keyless_request(headers)
         if path == "/v1/models":
-            return GatewayResponse(body=self.gateway.list_models())
+            raw_query = scope.get("query_string") or b""
+            query = dict(urllib.parse.parse_qsl(raw_query.decode("latin-1"))) if raw_query else {}
+            return GatewayResponse(body=self.gateway.models(model_id, query))
         if path == "/health/deployments":
             return GatewayResponse(body=self.gateway.deployment_health())
         body = await self._read_json(headers, receive)
