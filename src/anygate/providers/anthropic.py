@@ -38,7 +38,7 @@ def _endpoint(api_base: str | None, path: str) -> str:
     return base + path
 
 
-def _strip_gateway_thinking(request: dict[str, Any]) -> dict[str, Any]:
+def strip_gateway_thinking(request: dict[str, Any]) -> dict[str, Any]:
     """The request without thinking blocks signed by a gateway (copies only what changes).
 
     An assistant message left with no content is dropped: Anthropic rejects empty content, and it joins
@@ -88,7 +88,7 @@ class AnthropicProvider(StaticCredentials):
     def _request(
         self, deployment: Deployment, request: dict[str, Any], ctx: CallContext, path: str
     ) -> UpstreamRequest:
-        body = orjson.dumps({**_strip_gateway_thinking(request), "model": deployment.upstream_model})
+        body = orjson.dumps({**strip_gateway_thinking(request), "model": deployment.upstream_model})
         return UpstreamRequest(
             "POST", _endpoint(deployment.api_base, path), self._headers(deployment, ctx), body
         )
@@ -154,16 +154,44 @@ class CountTokensCall:
         return tokens
 
 
+class StreamWatch:
+    """Usage and the end of an Anthropic event stream, observed as the events pass (the passthrough and
+    Claude on Bedrock relay Anthropic events and watch them the same way)."""
+
+    __slots__ = ("ended", "usage")
+
+    WATCHED: Final = frozenset({"message_start", "message_delta"})
+    """Events whose payload the watch reads; others need not be parsed."""
+
+    def __init__(self) -> None:
+        self.ended = False
+        self.usage = Usage()
+
+    def observe(self, event: str | None, payload: object) -> None:
+        """One event: its type and (for :data:`WATCHED` events) its parsed JSON payload."""
+        if event in ("message_stop", "error"):
+            self.ended = True
+        elif event in self.WATCHED:
+            if not isinstance(payload, dict):
+                raise ValueError(f"{event} is not a JSON object")
+            carrier = payload.get("message") if event == "message_start" else payload
+            if isinstance(carrier, dict):
+                self.usage.update(carrier.get("usage"))
+
+
 class PassthroughStream:
     """Relays an Anthropic stream unchanged while watching it for usage and a proper end."""
 
-    __slots__ = ("_decoder", "_ended", "_pending", "usage")
+    __slots__ = ("_decoder", "_pending", "_watch")
 
     def __init__(self) -> None:
         self._decoder = SSEDecoder()
-        self._ended = False
+        self._watch = StreamWatch()
         self._pending = b""
-        self.usage = Usage()
+
+    @property
+    def usage(self) -> Usage:
+        return self._watch.usage
 
     def feed(self, chunk: bytes) -> bytes:
         """Relay everything up to the last complete frame; hold back only a trailing partial frame, so
@@ -183,19 +211,12 @@ class PassthroughStream:
         for frame in self._decoder.flush():
             self._observe(frame.event, frame.data)
         tail, self._pending = self._pending, b""
-        if not self._ended:
+        if not self._watch.ended:
             raise UpstreamFailure(
                 502, "the upstream stream ended before message_stop", error_type="api_error"
             )
         return tail
 
     def _observe(self, event: str | None, data: str) -> None:
-        if event in ("message_stop", "error"):
-            self._ended = True
-        elif event == "message_start" or event == "message_delta":
-            payload = orjson.loads(data)
-            if not isinstance(payload, dict):
-                raise ValueError(f"{event} is not a JSON object")
-            carrier = payload.get("message") if event == "message_start" else payload
-            if isinstance(carrier, dict):
-                self.usage.update(carrier.get("usage"))
+        payload = orjson.loads(data) if event in StreamWatch.WATCHED else None
+        self._watch.observe(event, payload)

@@ -41,6 +41,7 @@ class _Part:
     name: str | None = None
     index: int | None = None  # the Anthropic block index once the block is open on the wire
     sent: int = 0  # characters of a live tool call's arguments already sent as input_json_delta
+    closed: bool = False  # a held-back prose part the upstream ended: later text starts a new part
 
     @property
     def content(self) -> str:
@@ -115,6 +116,23 @@ class BlockStream:
         """A fragment of reasoning, shown as a thinking block."""
         self._prose("thinking", text)
 
+    def end_thinking(self, *, empty: bool = False) -> None:
+        """The upstream ended one reasoning block (upstreams that sign each block separately, such as
+        Bedrock): the next reasoning starts a new thinking block, so every block keeps its own signature.
+        ``empty``: the block had no visible text (redacted reasoning); it still becomes a thinking block
+        with empty text, because its signature carries the state the upstream needs back."""
+        if self._tool_opened:
+            if empty:
+                self._deferred.append(_Part("thinking", closed=True))
+            elif self._deferred and self._deferred[-1].kind == "thinking":
+                self._deferred[-1].closed = True
+            return
+        if empty:
+            self._open(_Part("thinking"))
+            self._close_live()
+        elif self._live is not None and self._live.kind == "thinking":
+            self._close_live()
+
     def tool_call(
         self, key: Hashable, *, tool_id: str | None = None, name: str | None = None, arguments: str = ""
     ) -> None:
@@ -182,7 +200,7 @@ class BlockStream:
             return
         if self._tool_opened:
             last = self._deferred[-1] if self._deferred else None
-            if last is not None and last.kind == kind:
+            if last is not None and last.kind == kind and not last.closed:
                 last.chunks.append(text)
             else:
                 self._deferred.append(_Part(kind, [text]))
@@ -238,7 +256,8 @@ class BlockStream:
                 self._delta(part, {"type": "input_json_delta", "partial_json": arguments})
             part.chunks = []  # the repaired text is final; nothing left for _close_live to complete
         elif part.kind == "thinking":
-            self._delta(part, {"type": "thinking_delta", "thinking": content})
+            if content:
+                self._delta(part, {"type": "thinking_delta", "thinking": content})
         else:
             self._delta(part, {"type": "text_delta", "text": content})
         self._close_live()
