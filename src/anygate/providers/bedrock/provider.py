@@ -59,15 +59,17 @@ class BedrockProvider:
     dynamic_credentials = True
 
     def __init__(self) -> None:
-        self._auth: dict[str, DeploymentAuth] = {}
+        self._auth: dict[tuple[Any, ...], DeploymentAuth] = {}
         self._signers: dict[str, SigV4Signer] = {}
 
     def auth(self, deployment: Deployment) -> DeploymentAuth:
-        """The deployment's credentials (resolved once; refreshing ones refresh themselves)."""
-        auth = self._auth.get(deployment.deployment_id)
+        """The deployment's credentials (resolved once per deployment and configuration, so a reloaded
+        config with other keys gets new ones; refreshing credentials refresh themselves)."""
+        key = (deployment.deployment_id, deployment.api_key, *sorted(deployment.params.items()))
+        auth = self._auth.get(key)
         if auth is None:
             auth = resolve_auth(deployment.params, deployment.api_key, route(deployment.upstream_model)[1])
-            self._auth[deployment.deployment_id] = auth
+            self._auth[key] = auth
         return auth
 
     def endpoint(self, deployment: Deployment, region: str) -> str:
