@@ -42,7 +42,7 @@ def _endpoint(api_base: str | None, path: str) -> str:
     return base + path
 
 
-def _strip_gateway_thinking(request: dict[str, Any]) -> dict[str, Any]:
+def strip_gateway_thinking(request: dict[str, Any]) -> dict[str, Any]:
     """The request without thinking blocks signed by a gateway (copies only what changes).
 
     An assistant message left with no content is dropped: Anthropic rejects empty content, and it joins
@@ -94,7 +94,7 @@ class AnthropicProvider(StaticCredentials):
     def _request(
         self, deployment: Deployment, request: dict[str, Any], ctx: CallContext, path: str
     ) -> UpstreamRequest:
-        body = orjson.dumps({**_strip_gateway_thinking(request), "model": deployment.upstream_model})
+        body = orjson.dumps({**strip_gateway_thinking(request), "model": deployment.upstream_model})
         return UpstreamRequest(
             "POST", _endpoint(deployment.api_base, path), self._headers(deployment, ctx), body
         )
@@ -166,22 +166,52 @@ class CountTokensCall:
         return tokens
 
 
+class StreamWatch:
+    """Usage and the end of an Anthropic event stream, observed as the events pass (the passthrough and
+    Claude on Bedrock relay Anthropic events and watch them the same way)."""
+
+    __slots__ = ("ended", "failed", "usage")
+
+    WATCHED: Final = frozenset({"message_start", "message_delta"})
+    """Events whose payload the watch reads; others need not be parsed."""
+
+    def __init__(self) -> None:
+        self.ended = False
+        self.failed = False
+        """The upstream sent an ``error`` event (its text may echo a key: relayed bytes are masked)."""
+        self.usage = Usage()
+
+    def observe(self, event: str | None, payload: object) -> None:
+        """One event: its type and (for :data:`WATCHED` events) its parsed JSON payload."""
+        if event in ("message_stop", "error"):
+            self.ended = True
+            self.failed = event == "error"
+        elif event in self.WATCHED:
+            if not isinstance(payload, dict):
+                raise ValueError(f"{event} is not a JSON object")
+            carrier = payload.get("message") if event == "message_start" else payload
+            if isinstance(carrier, dict):
+                self.usage.update(carrier.get("usage"))
+
+
 class PassthroughStream:
     """Relays an Anthropic stream unchanged while watching it for usage and a proper end; only the
     ``model`` of its ``message_start`` frame is set to the name the client asked for."""
 
-    __slots__ = ("_decoder", "_ended", "_failed", "_model", "_pending", "_start_frame", "usage")
+    __slots__ = ("_decoder", "_model", "_pending", "_start_frame", "_watch")
 
     def __init__(self, model: str | None = None) -> None:
         self._decoder = SSEDecoder()
-        self._ended = False
-        self._failed = False
+        self._watch = StreamWatch()
         self._model = model
         """The name to report; None once the ``message_start`` frame went out (or needs no change)."""
         self._pending = b""
         self._start_frame: bytes | None = None
         """The rewritten ``message_start`` frame, between reading it and relaying it."""
-        self.usage = Usage()
+
+    @property
+    def usage(self) -> Usage:
+        return self._watch.usage
 
     def feed(self, chunk: bytes) -> bytes:
         """Relay everything up to the last complete frame; hold back only a trailing partial frame, so
@@ -198,7 +228,7 @@ class PassthroughStream:
         out = data[:cut] if self._pending else data
         if self._start_frame is not None:
             out = self._rewrite_start(out)
-        return mask_secrets_bytes(out) if self._failed else out  # an error frame may echo a key
+        return mask_secrets_bytes(out) if self._watch.failed else out  # an error frame may echo a key
 
     def _rewrite_start(self, out: bytes) -> bytes:
         """``out`` with its ``message_start`` frame replaced by :attr:`_start_frame` (the frame is whole
@@ -219,27 +249,20 @@ class PassthroughStream:
         for frame in self._decoder.flush():
             self._observe(frame.event, frame.data)
         tail, self._pending = self._pending, b""
-        if self._failed:
+        if self._watch.failed:
             tail = mask_secrets_bytes(tail)
-        if not self._ended:
+        if not self._watch.ended:
             raise UpstreamFailure(
                 502, "the upstream stream ended before message_stop", error_type="api_error"
             )
         return tail
 
     def _observe(self, event: str | None, data: str) -> None:
-        if event in ("message_stop", "error"):
-            self._ended = True
-            self._failed = event == "error"
-        elif event == "message_start" or event == "message_delta":
-            payload = orjson.loads(data)
-            if not isinstance(payload, dict):
-                raise ValueError(f"{event} is not a JSON object")
-            carrier = payload.get("message") if event == "message_start" else payload
-            if isinstance(carrier, dict):
-                self.usage.update(carrier.get("usage"))
-                if event == "message_start" and self._model is not None:
-                    if carrier.get("model") != self._model:
-                        carrier["model"] = self._model
-                        self._start_frame = encode_event(payload)
-                    self._model = None
+        payload = orjson.loads(data) if event in StreamWatch.WATCHED else None
+        self._watch.observe(event, payload)
+        if event == "message_start" and self._model is not None and isinstance(payload, dict):
+            carrier = payload.get("message")
+            if isinstance(carrier, dict) and carrier.get("model") != self._model:
+                carrier["model"] = self._model
+                self._start_frame = encode_event(payload)
+            self._model = None

@@ -265,7 +265,8 @@ class BlockStream:
                 self._delta(part, {"type": "input_json_delta", "partial_json": arguments})
             part.chunks = []  # the repaired text is final; nothing left for _close_live to complete
         elif part.kind == "thinking":
-            self._delta(part, {"type": "thinking_delta", "thinking": content})
+            if content:
+                self._delta(part, {"type": "thinking_delta", "thinking": content})
         elif part.kind == "redacted_thinking":
             pass  # whole in its content_block_start
         else:

@@ -17,7 +17,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, TypeAlias
 
 from anygate.protocol.errors import GatewayError
+from anygate.providers.bedrock import params as bedrock_params
 from anygate.providers.openai_chat.presets import PRESETS
+from anygate.providers.param_error import ParamError
 
 if TYPE_CHECKING:
     from anygate.providers.base import LocalProvider, Provider
@@ -25,13 +27,7 @@ if TYPE_CHECKING:
     AnyProvider: TypeAlias = Provider | LocalProvider
 
 
-class ParamError(ValueError):
-    """A provider-owned ``litellm_params`` value is wrong; ``key`` names it (the config adds its place)."""
-
-    def __init__(self, key: str, message: str) -> None:
-        super().__init__(message)
-        self.key = key
-
+__all__ = ["PLANNED_PROVIDERS", "SPECS", "ParamError", "ProviderSpec", "load_provider", "split_model"]
 
 ParamsCheck = Callable[[Mapping[str, Any]], None]
 """Checks a deployment's provider-owned params; raises :class:`ParamError`."""
@@ -85,6 +81,13 @@ SPECS: Final[dict[str, ProviderSpec]] = {
         hosted=True,
     ),
     "mock": ProviderSpec("mock", "anygate.providers.mock:MockProvider"),
+    "bedrock": ProviderSpec(
+        "bedrock",
+        "anygate.providers.bedrock.provider:BedrockProvider",
+        api_key_env=("AWS_BEARER_TOKEN_BEDROCK",),
+        param_keys=bedrock_params.PARAM_KEYS,
+        check_params=bedrock_params.check_params,
+    ),
     **{
         preset.name: ProviderSpec(
             preset.name,
@@ -113,7 +116,7 @@ SPECS: Final[dict[str, ProviderSpec]] = {
 """Every provider this version can call. ``<preset>/responses`` is the Responses API of an
 OpenAI-compatible service; configs reach it as ``<preset>/responses/<model>`` or with the switch."""
 
-PLANNED_PROVIDERS: Final = frozenset({"gemini", "vertex_ai", "bedrock"})
+PLANNED_PROVIDERS: Final = frozenset({"gemini", "vertex_ai"})
 """Providers whose model names are recognised in configs but which this version cannot call yet."""
 
 _WELL_KNOWN_MODELS: Final[tuple[tuple[re.Pattern[str], str], ...]] = (
