@@ -38,7 +38,7 @@ def _endpoint(api_base: str | None, path: str) -> str:
     return base + path
 
 
-def _strip_gateway_thinking(request: dict[str, Any]) -> dict[str, Any]:
+def strip_gateway_thinking(request: dict[str, Any]) -> dict[str, Any]:
     """The request without thinking blocks signed by a gateway (copies only what changes).
 
     An assistant message left with no content is dropped: Anthropic rejects empty content, and it joins
@@ -88,7 +88,7 @@ class AnthropicProvider(StaticCredentials):
     def _request(
         self, deployment: Deployment, request: dict[str, Any], ctx: CallContext, path: str
     ) -> UpstreamRequest:
-        body = orjson.dumps({**_strip_gateway_thinking(request), "model": deployment.upstream_model})
+        body = orjson.dumps({**strip_gateway_thinking(request), "model": deployment.upstream_model})
         return UpstreamRequest(
             "POST", _endpoint(deployment.api_base, path), self._headers(deployment, ctx), body
         )

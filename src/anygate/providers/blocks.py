@@ -41,6 +41,7 @@ class _Part:
     name: str | None = None
     index: int | None = None  # the Anthropic block index once the block is open on the wire
     sent: int = 0  # characters of a live tool call's arguments already sent as input_json_delta
+    signature: str | None = None  # a thinking block's own signature (sealed upstream state)
 
     @property
     def content(self) -> str:
@@ -111,9 +112,22 @@ class BlockStream:
         """A fragment of visible text."""
         self._prose("text", text)
 
-    def thinking(self, text: str) -> None:
-        """A fragment of reasoning, shown as a thinking block."""
-        self._prose("thinking", text)
+    def thinking(self, text: str, *, signature: str | None = None) -> None:
+        """A fragment of reasoning, shown as a thinking block.
+
+        ``signature`` (sealed upstream state) ends the block with that signature instead of the signer's
+        mark; reasoning that follows opens a new block. With a signature the text may be empty: the block
+        then only carries the state (an upstream part's signature that has no Anthropic field of its own).
+        """
+        if signature is None:
+            self._prose("thinking", text)
+            return
+        part = self._open_thinking()
+        if text:
+            part.chunks.append(text)
+            if part is self._live:
+                self._delta(part, {"type": "thinking_delta", "thinking": text})
+        part.signature = signature
 
     def tool_call(
         self, key: Hashable, *, tool_id: str | None = None, name: str | None = None, arguments: str = ""
@@ -182,18 +196,32 @@ class BlockStream:
             return
         if self._tool_opened:
             last = self._deferred[-1] if self._deferred else None
-            if last is not None and last.kind == kind:
+            if last is not None and last.kind == kind and last.signature is None:
                 last.chunks.append(text)
             else:
                 self._deferred.append(_Part(kind, [text]))
             return
         live = self._live
-        if live is None or live.kind != kind:
+        if live is None or live.kind != kind or live.signature is not None:
             live = _Part(kind)
             self._open(live)
         live.chunks.append(text)
         delta_key = "text" if kind == "text" else "thinking"
         self._delta(live, {"type": f"{delta_key}_delta", delta_key: text})
+
+    def _open_thinking(self) -> _Part:
+        """The unsigned thinking block being assembled (live or held back), or a new one."""
+        if self._tool_opened:
+            last = self._deferred[-1] if self._deferred else None
+            if last is None or last.kind != "thinking" or last.signature is not None:
+                last = _Part("thinking")
+                self._deferred.append(last)
+            return last
+        live = self._live
+        if live is None or live.kind != "thinking" or live.signature is not None:
+            live = _Part("thinking")
+            self._open(live)
+        return live
 
     def _open(self, part: _Part) -> None:
         self._close_live()
@@ -214,7 +242,7 @@ class BlockStream:
         if part is None:
             return
         if part.kind == "thinking":
-            signature = self._sign_thinking(part.content)
+            signature = part.signature or self._sign_thinking(part.content)
             self._delta(part, {"type": "signature_delta", "signature": signature})
         elif part.kind == "tool_use":
             if part.sent:
@@ -238,7 +266,8 @@ class BlockStream:
                 self._delta(part, {"type": "input_json_delta", "partial_json": arguments})
             part.chunks = []  # the repaired text is final; nothing left for _close_live to complete
         elif part.kind == "thinking":
-            self._delta(part, {"type": "thinking_delta", "thinking": content})
+            if content:
+                self._delta(part, {"type": "thinking_delta", "thinking": content})
         else:
             self._delta(part, {"type": "text_delta", "text": content})
         self._close_live()
