@@ -384,7 +384,9 @@ def _tool_config(choice: object, names: dict[str, str]) -> tuple[dict[str, Any] 
 
 def generation_config(request: dict[str, Any], model: str) -> dict[str, Any]:
     """``maxOutputTokens``, sampling, stop sequences, thinking and structured output."""
-    config: dict[str, Any] = {"maxOutputTokens": request["max_tokens"]}
+    config: dict[str, Any] = {}
+    if isinstance(request.get("max_tokens"), int):  # count_tokens requests have none
+        config["maxOutputTokens"] = request["max_tokens"]
     for key, wire in (("temperature", "temperature"), ("top_p", "topP"), ("top_k", "topK")):
         if request.get(key) is not None:
             config[wire] = request[key]
