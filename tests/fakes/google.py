@@ -364,9 +364,9 @@ class FakeGoogle:
 
 
 def _call_print(call: dict[str, Any]) -> str:
-    return orjson.dumps(
-        {"name": call["name"], "args": call.get("args") or {}}, option=orjson.OPT_SORT_KEYS
-    ).decode()
+    """What a call's signature is bound to: the function (clients may add defaults to the arguments they
+    echo back, as Claude Code does for Edit's ``replace_all``)."""
+    return str(call["name"])
 
 
 def _fingerprint(part: dict[str, Any]) -> tuple[str, str]:

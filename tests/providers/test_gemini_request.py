@@ -216,12 +216,13 @@ SIGNED_PART_LISTS = [
         {"functionCall": {"name": "get_weather", "args": {"city": "Paris"}}, "thoughtSignature": "QzEx"},
         {"functionCall": {"name": "read", "args": {"path": "/x"}}},
     ],
-    # unsigned thoughts, then a signed text part and a signed closing empty part
+    # unsigned thoughts, a signed text part, a signed empty part, a signed call
     [
         {"text": "hmm", "thought": True},
         {"text": "Answer", "thoughtSignature": "WDEx"},
         {"text": " more"},
         {"text": "", "thoughtSignature": "RTEx"},
+        {"functionCall": {"name": "read", "args": {}}, "thoughtSignature": "QzMz"},
     ],
     # a signed call with no thinking asked for
     [{"functionCall": {"name": "read", "args": {}}, "thoughtSignature": "QzIy"}],
@@ -387,7 +388,29 @@ def test_any_signed_answer_survives_any_number_of_turns(parts: list[dict[str, An
             for p in content["parts"]
             if p.get("thoughtSignature") not in (None, DUMMY_SIGNATURE)
         ]
-        assert sent == [(kind(p), p["thoughtSignature"]) for p in parts if p.get("thoughtSignature")]
+        assert sent == [(kind(p), p["thoughtSignature"]) for p in carried_parts(parts)]
+
+
+def carried_parts(parts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The signed parts whose signature is carried: all but a signed empty part that closes a text
+    answer (its carrier would be the message's last block; see ``CandidateAssembler.finish``)."""
+    signed = [p for p in parts if p.get("thoughtSignature")]
+    closing = parts[-1]
+    if (
+        kind(closing) == "empty"
+        and closing.get("thoughtSignature")
+        and not any(kind(p) == "call" for p in parts)
+    ):
+        signed.pop()
+    return signed
+
+
+def test_a_signed_empty_part_closing_a_text_answer_leaves_the_text_last() -> None:
+    parts = [{"text": "Answer"}, {"text": "", "thoughtSignature": "RTEx"}]
+    message = parse(answer_of(parts))
+    assert [b["type"] for b in message["content"]] == ["text"]
+    with_call = parse(answer_of([{"functionCall": {"name": "read", "args": {}}}, *parts[1:]]))
+    assert [b["type"] for b in with_call["content"]] == ["tool_use", "thinking"]
 
 
 def kind(part: dict[str, Any]) -> str:

@@ -263,11 +263,11 @@ def test_corrupted_signature_is_a_client_error(gateway: GatewayServer, google: F
     )
     blocks = [b.model_dump(exclude_none=True) for b in first.content]
     calls = [b for b in blocks if b["type"] == "tool_use"]
-    calls[0]["input"] = {"city": "Lyon"}  # the client edited the call the signature belongs to
+    calls[0]["name"] = "get_forecast"  # the client rewrote the call the signature belongs to
     results = [{"type": "tool_result", "tool_use_id": c["id"], "content": "x"} for c in calls]
     with pytest.raises(anthropic.BadRequestError, match=CORRUPTED_SIGNATURE):
         client.messages.create(
-            model="gem", max_tokens=100, tools=[WEATHER],  # type: ignore[list-item]
+            model="gem", max_tokens=100, tools=[WEATHER, {**WEATHER, "name": "get_forecast"}],  # type: ignore[list-item]
             messages=[{"role": "user", "content": "Weather?"}, {"role": "assistant", "content": blocks},
                       {"role": "user", "content": results}],  # type: ignore[typeddict-item]
         )  # fmt: skip

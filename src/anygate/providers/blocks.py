@@ -31,9 +31,10 @@ F = TypeVar("F")
 F_co = TypeVar("F_co", covariant=True)
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class _Part:
-    """One upstream part being assembled (a text run, a reasoning run, or a tool call)."""
+    """One upstream part being assembled (a text run, a reasoning run, or a tool call). Parts compare by
+    identity: two identical parallel calls are two parts."""
 
     kind: str  # "text", "thinking" or "tool_use"
     chunks: list[str] = field(default_factory=list)

@@ -210,21 +210,23 @@ def _object(value: object) -> dict[str, Any]:
 
 
 def _user_parts(blocks: list[Any], target: Target, call_names: dict[str, str]) -> list[dict[str, Any]]:
-    """A user turn: its tool results first (one ``functionResponse`` each, in order), then the rest,
-    led by any images or documents the tool results carried."""
-    responses: list[dict[str, Any]] = []
+    """A user turn: its tool results first (one ``functionResponse`` each, in the order of the calls they
+    answer), then the rest, led by any images or documents the tool results carried."""
+    responses: list[tuple[int, dict[str, Any]]] = []
     carried: list[dict[str, Any]] = []
     parts: list[dict[str, Any]] = []
+    order = {tool_id: position for position, tool_id in enumerate(call_names)}
     for block in blocks:
         if not isinstance(block, dict):
             continue
         if block.get("type") == "tool_result":
             response, media = _function_response(block, target, call_names)
-            responses.append(response)
+            responses.append((order.get(str(block.get("tool_use_id")), len(order)), response))
             carried.extend(media)
         else:
             parts.extend(user_block_parts(block, target))
-    return responses + carried + parts
+    responses.sort(key=lambda item: item[0])  # in the order of the calls (clients answer as tools finish)
+    return [response for _, response in responses] + carried + parts
 
 
 def _function_response(

@@ -78,6 +78,7 @@ class CandidateAssembler:
         "_call",
         "_calls",
         "_finish_reason",
+        "_held_signature",
         "_signer",
         "_text_tail",
         "_usage",
@@ -97,6 +98,7 @@ class CandidateAssembler:
         self._usage: dict[str, Any] | None = None
         self._calls = 0
         self._text_tail = ""
+        self._held_signature: str | None = None
         self.blocked = False
 
     @property
@@ -148,6 +150,9 @@ class CandidateAssembler:
         """One part: thought text, text or a function call, with its signature sealed in place."""
         signature = part.get("thoughtSignature")
         signature = signature if isinstance(signature, str) and signature else None
+        if self._held_signature is not None:
+            held, self._held_signature = self._held_signature, None
+            self.blocks.thinking("", signature=self._seal(held, "empty"))
         call = part.get("functionCall")
         if isinstance(call, dict):
             self._function_call(call, signature)
@@ -167,7 +172,7 @@ class CandidateAssembler:
             return
         if not text:
             if signature is not None:
-                self.blocks.thinking("", signature=self._seal(signature, "empty"))
+                self._held_signature = signature  # placed when another part follows (see finish)
             return
         if signature is not None:
             self.blocks.thinking("", signature=self._seal(signature, "text"))
@@ -199,7 +204,17 @@ class CandidateAssembler:
         return seal(self._signer, self._backend, signature, on)
 
     def finish(self) -> None:
-        """Close the message: stop reason, stop sequence and usage."""
+        """Close the message: stop reason, stop sequence and usage.
+
+        A signed empty text part that ends the answer (how Gemini closes a streamed text answer) is
+        carried only when the answer called tools. After a final text its carrier would be the message's
+        last block, and Anthropic clients read the answer from the last block (Claude Code's ``-p``
+        result, ``content[-1].text`` in SDK code); Google validates no signature outside function calls,
+        and a text answer ends the turn, so nothing is ever rejected for its absence.
+        """
+        if self._held_signature is not None and self.blocks.has_tool_calls:
+            self.blocks.thinking("", signature=self._seal(self._held_signature, "empty"))
+        self._held_signature = None
         stop_reason, stop_sequence = self._stop()
         self.blocks.finish(stop_reason, stop_sequence, self.usage())
 
