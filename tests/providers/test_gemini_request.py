@@ -438,3 +438,26 @@ def test_recorded_signed_call_round_trips() -> None:
         sent["functionCall"]["name"] == "weather"
         and sent["functionCall"]["args"] == original["functionCall"]["args"]
     )
+
+
+def test_gemini_state_never_reaches_another_provider() -> None:
+    """The envelopes stay in the conversation; OpenAI-compatible and Anthropic upstreams never see them
+    (nor Google's signatures inside them)."""
+    from anygate.providers.anthropic import strip_gateway_thinking
+    from tests.providers.openai_support import build
+
+    parts = SIGNED_PART_LISTS[0]
+    message = parse(answer_of(parts), prepare(request(user("go"), tools=TOOLS[:2])))
+    ids = [b["id"] for b in message["content"] if b["type"] == "tool_use"]
+    conversation = request(
+        user("go"),
+        assistant(message["content"]),
+        user([{"type": "tool_result", "tool_use_id": i, "content": "ok"} for i in ids]),
+        tools=TOOLS[:2],
+    )
+    for preset in ("openai", "deepseek"):
+        body, _, _ = build(conversation, provider=preset, model="m")
+        sent = orjson.dumps(body).decode()
+        assert "anygate.v2" not in sent and "QzEx" not in sent and "VDEx" not in sent
+    anthropic_body = orjson.dumps(strip_gateway_thinking(conversation)).decode()
+    assert "anygate.v2" not in anthropic_body
