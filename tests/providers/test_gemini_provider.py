@@ -231,3 +231,26 @@ def test_no_google_import_without_a_google_deployment_and_no_google_library_on_t
     vertex = "model_list:\n  - model_name: v\n    litellm_params:\n      model: vertex_ai/gemini-2.5-pro\n"
     assert not [m for m in _modules_after(vertex, warm=False) if m.startswith("google.")]
     assert "google.auth" in _modules_after(vertex, warm=True)  # at start-up, never on a request
+
+
+def test_the_example_config_loads() -> None:
+    path = RECORDINGS.parents[2] / "examples" / "claude-code-gemini.yaml"
+    env = {"GEMINI_API_KEY": "k", "ANYGATE_MASTER_KEY": "m", "VERTEX_PROJECT": "p",
+           "GOOGLE_APPLICATION_CREDENTIALS": "/etc/sa.json"}  # fmt: skip
+    config = parse_config(path.read_text(), env=env)
+    providers = {d.model_name: (d.provider, d.upstream_model) for d in config.deployments}
+    assert providers["claude-opus-5-5"] == ("gemini", "gemini-3-pro-preview")
+    assert providers["claude-haiku-5-5"] == ("vertex_ai", "gemini-3-flash-preview")
+    haiku = next(d for d in config.deployments if d.model_name == "claude-haiku-5-5")
+    assert haiku.params["vertex_location"] == "global"
+
+
+def test_application_default_credentials_are_used_without_vertex_credentials(
+    google: FakeGoogle, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert google.account is not None
+    path = tmp_path / "adc.json"
+    path.write_text(json.dumps(google.account.info()))
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(path))
+    token = fetch_token(None)
+    assert token.value.access_token in google.tokens and token.value.project == "fake-project"

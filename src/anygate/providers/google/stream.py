@@ -82,6 +82,8 @@ class CandidateAssembler:
         "_signer",
         "_text_tail",
         "_usage",
+        "_usage_seen",
+        "_usage_value",
         "blocked",
         "blocks",
     )
@@ -96,6 +98,8 @@ class CandidateAssembler:
         )
         self._finish_reason: str | None = None
         self._usage: dict[str, Any] | None = None
+        self._usage_seen: dict[str, Any] | None = None
+        self._usage_value = Usage()
         self._calls = 0
         self._text_tail = ""
         self._held_signature: str | None = None
@@ -250,7 +254,9 @@ class CandidateAssembler:
         """The answer's usage as last reported (Gemini repeats it, growing, on every chunk)."""
         if self._usage is None:
             return Usage(input_tokens=max(self._call.body_bytes // BYTES_PER_TOKEN, 1), output_tokens=0)
-        return self._usage_of(self._usage)
+        if self._usage_seen is not self._usage:
+            self._usage_seen, self._usage_value = self._usage, self._usage_of(self._usage)
+        return self._usage_value
 
     @staticmethod
     def _usage_of(usage: dict[str, Any]) -> Usage:

@@ -69,6 +69,8 @@ def _effort(request: dict[str, Any]) -> str | None:
 
 def thinking_config(request: dict[str, Any], model: str) -> dict[str, Any] | None:
     """The ``thinkingConfig`` for the request and model, or None to leave the model's default."""
+    if request.get("thinking") is None and request.get("output_config") is None:
+        return None
     kind = family(model)
     if kind == "none":
         return None
