@@ -48,7 +48,7 @@ def draw(results: dict[str, Any], path: Path) -> bool:
     except ImportError:
         print("matplotlib is not installed (bash bench/setup.sh): no chart", file=sys.stderr)
         return False
-    keys = [k for k in "abcd" if k in results["settings"]["scenarios"]]
+    keys = [k for k in "abcdfg" if k in results["settings"]["scenarios"]]
     if not keys:
         return False
     version = results["machine"].get("litellm", "")

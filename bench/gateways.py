@@ -5,6 +5,7 @@ Both get the same four models in front of the same fake upstream:
     bench-openai-slow     the same at {upstream}/slow/v1/... (a chunk every 100 ms, scenario e)
     bench-anthropic       Anthropic passthrough at {upstream}/v1/messages
     bench-anthropic-slow  the same at {upstream}/slow/v1/messages
+    bench-gemini          the Gemini API at {upstream}/v1beta/models/gemini-3-flash-preview:…
 LiteLLM's `openai/` prefix goes to the Responses API, so LiteLLM uses `hosted_vllm/` for its Chat
 Completions path; anygate uses `openai/`.
 """
@@ -41,6 +42,7 @@ class Gateway:
             ("bench-openai-slow", f"{self.openai_prefix}/gpt-4o-mini", f"{up}/slow/v1"),
             ("bench-anthropic", "anthropic/claude-sonnet-4-5", up),
             ("bench-anthropic-slow", "anthropic/claude-sonnet-4-5", f"{up}/slow"),
+            ("bench-gemini", "gemini/gemini-3-flash-preview", f"{up}/v1beta"),
         ]
         lines = ["model_list:"]
         for name, model, base in rows:

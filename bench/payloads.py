@@ -27,6 +27,7 @@ OPENAI_MODEL = "bench-openai"
 OPENAI_SLOW_MODEL = "bench-openai-slow"
 ANTHROPIC_MODEL = "bench-anthropic"
 ANTHROPIC_SLOW_MODEL = "bench-anthropic-slow"
+GEMINI_MODEL = "bench-gemini"
 SEED_PROMPT = "Hello, can you tell me a short joke?"
 
 CLAUDE_CODE_TARGET_BYTES = 90_000
@@ -52,6 +53,14 @@ def seed_request(model: str = OPENAI_MODEL, stream: bool = False) -> JSON:
     if stream:
         body["stream"] = True
     return body
+
+
+def gemini_direct_request() -> JSON:
+    """What a gateway sends the Gemini API for the seed request."""
+    return {
+        "contents": [{"role": "user", "parts": [{"text": "Hello, can you tell me a short joke?"}]}],
+        "generationConfig": {"maxOutputTokens": 100},
+    }
 
 
 def openai_direct_request(stream: bool = False) -> JSON:

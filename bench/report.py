@@ -99,7 +99,7 @@ def render(results: dict[str, Any]) -> str:
             f"- Background load: other processes used at most {max(background):.2f} cores during any "
             f"measured run ({quiet})"
         ]
-    keys = [k for k in "abcd" if k in s["scenarios"]]
+    keys = [k for k in "abcdfg" if k in s["scenarios"]]
     conns = s["connections"]
     if keys:
         lines += [

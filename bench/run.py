@@ -37,7 +37,8 @@ from bench.upstream.server import start_upstream
 from bench.validate import check_request
 
 RESULTS = Path(__file__).resolve().parent / "results"
-ALL_SCENARIOS = "abcde"
+ALL_SCENARIOS = "abcdefg"
+DEFAULT_SCENARIOS = "abcde"
 
 
 @dataclass
@@ -229,8 +230,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n\n")[0])
     p.add_argument(
         "--scenarios",
-        default=ALL_SCENARIOS,
-        help="scenario letters to run, e.g. 'abd' or 'a,b' (default: abcde)",
+        default=DEFAULT_SCENARIOS,
+        help="scenario letters to run, e.g. 'abd' or 'a,b' (default: abcde; f and g are the Gemini API)",
     )
     p.add_argument(
         "--compare-litellm", action="store_true", help="also run LiteLLM 1.110.2 (bench/.venv-litellm)"
@@ -258,7 +259,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.scenarios = "".join(c for c in args.scenarios.lower() if c in ALL_SCENARIOS)
     args.workers = [int(w) for w in str(args.workers).split(",") if w.strip()]
     if not args.scenarios or not args.workers or min(args.workers) < 1:
-        p.error("need at least one scenario of a-e and worker counts >= 1")
+        p.error("need at least one scenario of a-g and worker counts >= 1")
     if not 1 <= args.duration <= 600 or not 0 <= args.warmup <= 120 or not 1 <= args.streams <= 5000:
         p.error("--duration must be 1-600 s, --warmup 0-120 s, --streams 1-5000")
     return args

@@ -14,6 +14,8 @@ from bench.gateways import MASTER_KEY, UPSTREAM_KEY
 CLIENT_HEADERS = {"x-api-key": MASTER_KEY, "anthropic-version": "2023-06-01"}
 _OPENAI_UPSTREAM_HEADERS = {"authorization": f"Bearer {UPSTREAM_KEY}"}
 _ANTHROPIC_UPSTREAM_HEADERS = {"x-api-key": UPSTREAM_KEY, "anthropic-version": "2023-06-01"}
+_GEMINI_UPSTREAM_HEADERS = {"x-goog-api-key": UPSTREAM_KEY}
+_GEMINI_PATH = "/v1beta/models/gemini-3-flash-preview"
 
 # Texts every successful answer must contain (checked by wrk's Lua on each answer).
 _EXPECT_MESSAGE = "end_turn"
@@ -45,7 +47,7 @@ class Scenario:
 
 
 def load_scenarios() -> dict[str, Scenario]:
-    """Scenarios a-d (e is the slow-stream run, see bench/slow_streams.py)."""
+    """Scenarios a-d, f and g (e is the slow-stream run, see bench/slow_streams.py)."""
     cc = payloads.claude_code_request()
     return {
         "a": Scenario(
@@ -88,6 +90,26 @@ def load_scenarios() -> dict[str, Scenario]:
             direct_headers=_ANTHROPIC_UPSTREAM_HEADERS,
             direct_expect=_EXPECT_MESSAGE,
         ),
+        "f": Scenario(
+            key="f",
+            title="small, non-streaming, Gemini API",
+            body=payloads.seed_request(payloads.GEMINI_MODEL),
+            stream=False,
+            direct_path=f"{_GEMINI_PATH}:generateContent",
+            direct_body=payloads.gemini_direct_request(),
+            direct_headers=_GEMINI_UPSTREAM_HEADERS,
+            direct_expect='"finishReason":"STOP"',
+        ),
+        "g": Scenario(
+            key="g",
+            title="small, streaming, Gemini API",
+            body=payloads.seed_request(payloads.GEMINI_MODEL, stream=True),
+            stream=True,
+            direct_path=f"{_GEMINI_PATH}:streamGenerateContent?alt=sse",
+            direct_body=payloads.gemini_direct_request(),
+            direct_headers=_GEMINI_UPSTREAM_HEADERS,
+            direct_expect='"finishReason":"STOP"',
+        ),
     }
 
 
@@ -112,7 +134,8 @@ def slow_stream_body() -> bytes:
 
 
 # Budget of the issue: CPU ms per request at 32 connections with one worker.
-CPU_BUDGET_MS = {"a": 0.4, "b": 0.8, "c": 1.5, "d": 0.3}
+CPU_BUDGET_MS = {"a": 0.4, "b": 0.8, "c": 1.5, "d": 0.3, "f": 0.4, "g": 0.8}
+"""The Gemini scenarios (f, g) have the OpenAI translator's budgets (a, b)."""
 ADDED_LATENCY_BUDGET_MS = {"a": 1.0, "d": 1.0}
 SLOW_STREAMS_RSS_BUDGET_MB = 300.0
 # anygate must cost at least this many times less CPU per request than LiteLLM.

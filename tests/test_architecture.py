@@ -9,7 +9,12 @@ from pathlib import Path
 import anygate
 
 SRC = Path(anygate.__file__).parent
-TRANSLATORS = ("anygate.providers.anthropic", "anygate.providers.openai_chat.", "anygate.providers.mock")
+TRANSLATORS = (
+    "anygate.providers.anthropic",
+    "anygate.providers.openai_chat.",
+    "anygate.providers.google",
+    "anygate.providers.mock",
+)
 """Translator modules (the OpenAI presets are a table of data the registry reads)."""
 
 

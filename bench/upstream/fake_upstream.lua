@@ -32,7 +32,7 @@ end
 
 function M.load(dir, interval)
   slow_interval = interval
-  for _, api in ipairs({ "openai", "anthropic" }) do
+  for _, api in ipairs({ "openai", "anthropic", "gemini" }) do
     bodies[api .. "_json"] = read_file(dir .. "/" .. api .. ".json")
     bodies[api .. "_sse"] = split_events(read_file(dir .. "/" .. api .. ".sse"))
     bodies[api .. "_slow_sse"] = split_events(read_file(dir .. "/" .. api .. "_slow.sse"))
@@ -54,6 +54,7 @@ end
 local function is_content_event(ev)
   return string.find(ev, '"delta":{"content":', 1, true) ~= nil
       or string.find(ev, '"text_delta"', 1, true) ~= nil
+      or string.find(ev, '"parts":[{"text":" word', 1, true) ~= nil
 end
 
 local function send_stream(events, slow)
@@ -67,8 +68,9 @@ local function send_stream(events, slow)
   end
 end
 
--- api: "openai" or "anthropic"; slow: true for the 10-second streams of scenario (e).
-function M.serve(api, slow)
+-- api: "openai", "anthropic" or "gemini"; slow: true for the 10-second streams of scenario (e);
+-- stream: true/false when the path says it (Gemini's streamGenerateContent), nil to read the body.
+function M.serve(api, slow, stream)
   if ngx.req.get_method() ~= "POST" then
     ngx.status = 405
     ngx.header["Content-Type"] = "application/json"
@@ -77,7 +79,8 @@ function M.serve(api, slow)
   end
   ngx.header["x-request-id"] = "req_bench_fake_upstream"
   if api == "anthropic" then ngx.header["request-id"] = "req_bench_fake_upstream" end
-  if request_wants_stream() then
+  if stream == nil then stream = request_wants_stream() else ngx.req.read_body() end
+  if stream then
     if slow then
       send_stream(bodies[api .. "_slow_sse"], true)
     else
