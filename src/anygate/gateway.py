@@ -358,7 +358,7 @@ class Gateway:
         native = deployment.provider in NATIVE_PROVIDERS
         edits: Edits | None = None
         if not native and ("context_management" in request or "max_input_tokens" in deployment.model_info):
-            request, edits = await server_side_edits(provider, deployment, request)
+            request, edits = await server_side_edits(provider, deployment, request, ctx.client_headers)
         try:
             return await self._call_upstream(provider, deployment, request, ctx, done, record, stream, edits)
         except UpstreamError as exc:

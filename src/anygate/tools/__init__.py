@@ -12,20 +12,27 @@ one on the deployment's ``model_info``.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from typing import Any, Final
 
 from anygate.deployment import Deployment
 from anygate.protocol.errors import GatewayError
 from anygate.providers.base import Provider
 from anygate.tools.context_editing import Edits, apply_edits, requested_edits
-from anygate.tools.overflow import as_prompt_too_long, input_bound, max_input_tokens, prompt_too_long
+from anygate.tools.overflow import (
+    as_prompt_too_long,
+    client_body_size,
+    input_bound,
+    max_input_tokens,
+    prompt_too_long,
+)
 
 NATIVE_PROVIDERS: Final = frozenset({"anthropic"})
 """Providers whose upstream runs Anthropic's server-side features itself (passthrough)."""
 
 
 async def server_side_edits(
-    provider: Provider, deployment: Deployment, request: dict[str, Any]
+    provider: Provider, deployment: Deployment, request: dict[str, Any], headers: Mapping[str, str]
 ) -> tuple[dict[str, Any], Edits | None]:
     """The request as the upstream should get it, and the context edits to report (None when none
     applied).
@@ -35,17 +42,18 @@ async def server_side_edits(
     worker thread: a tokenizer over a large prompt takes milliseconds) only when a cheap bound says it
     might reach a token trigger or the window.
     """
+    body_size = client_body_size(headers)
     edits = requested_edits(request, request["model"]) if "context_management" in request else None
     if edits is not None:
         counted = None
         triggers = edits.token_triggers()
-        if triggers and input_bound(request) >= min(triggers):
+        if triggers and input_bound(request, body_size) >= min(triggers):
             counted = await asyncio.to_thread(provider.count_tokens_locally, deployment, request)
         request = apply_edits(request, edits, counted)
         if not edits.applied:
             edits = None
     limit = max_input_tokens(deployment.model_info)
-    if limit is not None and input_bound(request) > limit:
+    if limit is not None and input_bound(request, body_size) > limit:
         tokens = await asyncio.to_thread(provider.count_tokens_locally, deployment, request)
         if tokens > limit:
             raise prompt_too_long(tokens, limit)

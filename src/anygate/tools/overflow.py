@@ -28,6 +28,8 @@ from anygate.protocol.errors import GatewayError, UpstreamError
 from anygate.routing.retry import CONTEXT_WINDOW_MARKERS
 from anygate.tokens import IMAGE_TOKENS
 
+MEDIA_BLOCKS: Final = frozenset({"image", "document"})
+"""Blocks a counter prices at a flat rate rather than by their bytes."""
 OVERFLOW_STATUSES: Final = frozenset({400, 413})
 """Statuses (as mapped for the client) under which an upstream reports a context overflow."""
 
@@ -150,13 +152,41 @@ def as_prompt_too_long(
     return UpstreamError(400, f"prompt is too long: {error.message}")
 
 
-def input_bound(request: dict[str, Any]) -> int:
-    """An upper bound on the request's input tokens for any byte-level BPE tokenizer, in microseconds.
+def input_bound(request: dict[str, Any], body_size: int | None = None) -> int:
+    """An upper bound on the request's input tokens for any byte-level BPE tokenizer, cheaply.
 
     A token is at least one byte of the text it encodes, and the JSON of a request holds every text a
-    counter reads plus more bytes of framing than the counters add per message and tool; images and
-    binary documents are added at the counters' flat rate. A request whose bound is within the window
-    needs no count at all.
+    counter reads plus more bytes of framing than the counters add per message and tool (any JSON
+    encoding of a text, escaped or not, is at least as long as its UTF-8). Images and binary documents
+    are added at the counters' flat rate. ``body_size`` is the client's JSON body length when known (its
+    ``content-length``; the gateway's changes only shrink a request), which saves serialising it again.
+    A request whose bound is within the window needs no count at all.
     """
-    raw = orjson.dumps(request)
-    return len(raw) + IMAGE_TOKENS * (raw.count(b'"image"') + raw.count(b'"document"'))
+    size = body_size if body_size is not None else len(orjson.dumps(request))
+    return size + IMAGE_TOKENS * _media_blocks(request)
+
+
+def _media_blocks(request: dict[str, Any]) -> int:
+    """Images and documents in user turns (where a request can carry them), tool results included."""
+    count = 0
+    for message in request.get("messages") or ():
+        content = message.get("content")
+        if message.get("role") != "user" or not isinstance(content, list):
+            continue
+        for block in content:
+            kind = block.get("type") if isinstance(block, dict) else None
+            if kind in MEDIA_BLOCKS:
+                count += 1
+            elif kind == "tool_result" and isinstance(inner := block.get("content"), list):
+                count += sum(
+                    1 for part in inner if isinstance(part, dict) and part.get("type") in MEDIA_BLOCKS
+                )
+    return count
+
+
+def client_body_size(headers: Mapping[str, str]) -> int | None:
+    """The client's body length from its headers, when it is the uncompressed JSON's length."""
+    length = headers.get("content-length")
+    if length is None or headers.get("content-encoding") or not length.isdigit():
+        return None
+    return int(length)
