@@ -31,18 +31,27 @@ from anygate.config import Config, GeneralSettings, load_config, master_key_from
 from anygate.deployment import Deployment
 from anygate.hooks import IN_PROCESS, OPEN, AttemptRecord, Hook, Hooks, Principal, RequestRecord, Usage
 from anygate.protocol.accumulate import accumulate
-from anygate.protocol.errors import GatewayError, InternalError, UpstreamFailure, malformed_upstream
+from anygate.protocol.errors import (
+    GatewayError,
+    InternalError,
+    UpstreamError,
+    UpstreamFailure,
+    malformed_upstream,
+)
 from anygate.protocol.ids import new_request_id
 from anygate.protocol.redact import register_config_secrets
 from anygate.protocol.sse import PING_FRAME, encode_error, encode_event
 from anygate.protocol.validation import validate_count_tokens_request, validate_messages_request
-from anygate.providers.base import CallContext, LocalProvider, ProviderCall, StreamTranslator
+from anygate.providers.base import CallContext, LocalProvider, Provider, ProviderCall, StreamTranslator
 from anygate.providers.registry import SPECS, load_provider
 from anygate.providers.upstream_errors import CredentialsRejected
 from anygate.routing.names import ModelNames
 from anygate.routing.retry import Attempt, AttemptOutcome, run_routed
 from anygate.routing.router import Router
 from anygate.signing import ThinkingSigner
+from anygate.tools import NATIVE_PROVIDERS, overflow_error, server_side_edits
+from anygate.tools.context_editing import Edits, ReportingTranslator, report_in_message
+from anygate.tools.overflow import is_overflow
 from anygate.upstream import Transport, UpstreamClient, UpstreamResponse
 
 log = logging.getLogger("anygate")
@@ -407,6 +416,28 @@ class Gateway:
                 return GatewayResponse(body=orjson.dumps(accumulate(events)), usage=usage)
             relay = self._replay(events, done, record, usage)
             return GatewayResponse(stream=ReleasingStream(relay, self._abandon(done, record)))
+        native = deployment.provider in NATIVE_PROVIDERS
+        edits: Edits | None = None
+        if not native and ("context_management" in request or "max_input_tokens" in deployment.model_info):
+            request, edits = await server_side_edits(provider, deployment, request, ctx.client_headers)
+        try:
+            return await self._call_upstream(provider, deployment, request, ctx, done, record, stream, edits)
+        except UpstreamError as exc:
+            if native or not is_overflow(exc):
+                raise
+            raise await overflow_error(exc, provider, deployment, request) from None
+
+    async def _call_upstream(
+        self,
+        provider: Provider,
+        deployment: Deployment,
+        request: dict[str, Any],
+        ctx: CallContext,
+        done: AttemptOutcome,
+        record: RequestRecord,
+        stream: bool,
+        edits: Edits | None,
+    ) -> GatewayResponse:
         call = provider.prepare(deployment, request, ctx, stream=stream)
         total, first_byte = self._timeouts(deployment)
         loop = asyncio.get_running_loop()
@@ -426,6 +457,9 @@ class Gateway:
                         answer = call.parse_response(body)
                     except ValueError as exc:
                         raise malformed_upstream("response", exc) from None
+                    if edits is not None:
+                        body = report_in_message(answer.body, edits)
+                        return GatewayResponse(body=body, usage=answer.usage)
                     return GatewayResponse(body=answer.body, usage=answer.usage)
             else:
                 response = await self.upstream.send(upstream_request, timeout=left)
@@ -438,7 +472,9 @@ class Gateway:
                 raise provider.map_error(status, headers, body)
             log.info("request %s: the upstream refused the call; retrying it amended", record.request_id)
             call, amendable = amended, False
-        translator = call.stream_translator()
+        translator: StreamTranslator = call.stream_translator()
+        if edits is not None:
+            translator = ReportingTranslator(translator, edits)
         try:
             first = await self._first_bytes(response, translator, max(deadline - loop.time(), 0.001))
         except BaseException:
