@@ -14,7 +14,7 @@ import signal
 import time
 import urllib.parse
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import orjson
 
@@ -27,6 +27,10 @@ from anygate.protocol.redact import escape_controls
 from anygate.protocol.sse import SSEDecoder, encode_error
 from anygate.server.access import check_keyless_request
 from anygate.server.logs import configure_logging
+
+if TYPE_CHECKING:
+    from anygate.teams.admin.api import AdminApi
+    from anygate.teams.hook import TeamsHook
 
 log = logging.getLogger("anygate.server")
 
@@ -65,7 +69,7 @@ class ClientDisconnected(Exception):
 class App:
     """The anygate proxy as an ASGI 3 application."""
 
-    def __init__(self, gateway: Gateway) -> None:
+    def __init__(self, gateway: Gateway, *, teams: TeamsHook | None = None) -> None:
         self.gateway = gateway
         general = gateway.config.general
         self.max_body = int(general.max_request_size_mb * 1024 * 1024)
@@ -73,6 +77,12 @@ class App:
         """Read by the HTTP protocol (:mod:`anygate.server.runtime`), which enforces most of them."""
         if general.limits.max_sse_line_bytes:
             SSEDecoder.max_line = general.limits.max_sse_line_bytes
+        self.teams = teams
+        self.admin: AdminApi | None = None
+        if teams is not None:
+            from anygate.teams.admin.api import AdminApi
+
+            self.admin = AdminApi(gateway.authenticate, teams)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -85,6 +95,13 @@ class App:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
+                if self.teams is not None:
+                    try:
+                        await self.teams.start()
+                    except Exception as exc:
+                        log.exception("the teams database could not be opened")
+                        await send({"type": "lifespan.startup.failed", "message": repr(exc)})
+                        return
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 await self.gateway.aclose()
@@ -162,6 +179,13 @@ class App:
             model_id, path = path[len(MODEL_PATH_PREFIX) :], "/v1/models"
         expected = KNOWN_PATHS.get(path)
         if expected is None:
+            admin = self.admin
+            if admin is not None and admin.handles(path):
+                answer = await admin.handle(
+                    method, path, scope.get("query_string", b""), headers,
+                    lambda: self._read_json(headers, receive, allow_empty=True),
+                )  # fmt: skip
+                return GatewayResponse(body=answer)
             raise GatewayError(404, f"no route for {method} {path}")
         if method == "HEAD" and expected == "GET":
             method = "GET"  # the server sends the headers of the GET answer, without its body
@@ -185,8 +209,11 @@ class App:
         work = operation(body, headers=headers, request_id=request_id, principal=principal)
         return await _until_disconnect(receive, work)
 
-    async def _read_json(self, headers: dict[str, str], receive: Receive) -> object:
-        """The request body parsed as JSON; 413 as soon as it is known to exceed the limit."""
+    async def _read_json(
+        self, headers: dict[str, str], receive: Receive, *, allow_empty: bool = False
+    ) -> object:
+        """The request body parsed as JSON (None for an empty body when ``allow_empty``); 413 as soon as
+        it is known to exceed the limit."""
         declared = headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_body:
             raise _too_large(self.max_body)
@@ -206,6 +233,8 @@ class App:
                 break
         raw = chunks[0] if len(chunks) == 1 else b"".join(chunks)
         if not raw:
+            if allow_empty:
+                return None
             raise GatewayError(400, "the request body is empty; send a JSON object")
         try:
             return orjson.loads(raw)
@@ -344,8 +373,17 @@ async def _send_body(send: Send, status: int, body: bytes, request_id: str, extr
 
 
 def create_app(config: Config, *, hooks: Sequence[Hook] = ()) -> App:
-    """The ASGI app over a config, with extra lifecycle hooks."""
-    return App(Gateway(config, hooks=hooks))
+    """The ASGI app over a config, with extra lifecycle hooks; with teams on (see
+    :func:`anygate.teams.settings.teams_database_url`) virtual keys and the admin API too."""
+    from anygate.teams.settings import teams_database_url
+
+    database_url = teams_database_url(config)
+    if database_url is None:
+        return App(Gateway(config, hooks=hooks))
+    from anygate.teams.hook import TeamsHook
+
+    teams = TeamsHook(config, database_url)
+    return App(Gateway(config, hooks=[teams, *hooks]), teams=teams)
 
 
 def app_from_environment() -> App:
