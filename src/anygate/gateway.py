@@ -360,6 +360,8 @@ class Gateway:
             return GatewayResponse(stream=ReleasingStream(relay, self._abandon(done, record)))
         call = provider.prepare(deployment, request, ctx, stream=stream)
         upstream_request = call.request
+        if record.upstream_headers:
+            upstream_request.headers.update(record.upstream_headers)
         if provider.dynamic_credentials:
             await provider.authorize(deployment, upstream_request)
         total, first_byte = self._timeouts(deployment)
