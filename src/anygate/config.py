@@ -49,8 +49,17 @@ _PARAM_KEYS: Final = frozenset(
         "custom_llm_provider",
     }
 )
+_OBSERVABILITY_SWITCHES: Final = {"metrics": True, "metrics_public": False, "ui": True, "log_prompts": False}
+"""general_settings switches of :mod:`anygate.observability`, with their defaults."""
 _GENERAL_KEYS: Final = frozenset(
-    {"master_key", "max_request_size_mb", "stream_ping_interval", "stream_idle_timeout", *LIMIT_DEFAULTS}
+    {
+        "master_key",
+        "max_request_size_mb",
+        "stream_ping_interval",
+        "stream_idle_timeout",
+        *LIMIT_DEFAULTS,
+        *_OBSERVABILITY_SWITCHES,
+    }
 )
 _ROUTER_KEYS: Final = frozenset(
     {
@@ -242,6 +251,14 @@ class GeneralSettings:
     stream_ping_interval: float = DEFAULT_PING_INTERVAL
     stream_idle_timeout: float | None = None
     limits: Limits = field(default_factory=Limits)
+    metrics: bool = True
+    """Serve ``GET /metrics`` and count every request into it."""
+    metrics_public: bool = False
+    """Serve ``/metrics`` without a key (for a scraper on a trusted network)."""
+    ui: bool = True
+    """Serve the dashboard at ``/ui`` and keep the recent requests it shows."""
+    log_prompts: bool = False
+    """Write the request's system and messages into the JSON request log (debugging only)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -414,6 +431,10 @@ class _Loader:
             stream_ping_interval=self._number(section, path, "stream_ping_interval", DEFAULT_PING_INTERVAL),
             stream_idle_timeout=self._optional_number(section, path, "stream_idle_timeout"),
             limits=Limits(**{key: self._number(section, path, key, d) for key, d in LIMIT_DEFAULTS.items()}),
+            metrics=self._flag(section, path, "metrics"),
+            metrics_public=self._flag(section, path, "metrics_public"),
+            ui=self._flag(section, path, "ui"),
+            log_prompts=self._flag(section, path, "log_prompts"),
         )
 
     def _router(self, value: object, litellm_settings: dict[str, Any]) -> RouterSettings:
@@ -469,6 +490,12 @@ class _Loader:
                     raise self.fail((*path, key, i, group), "must be a list of model group names")
                 result[str(group)] = tuple(targets)
         return result
+
+    def _flag(self, section: Mapping[str, Any], path: Path_, key: str) -> bool:
+        value = section.get(key, _OBSERVABILITY_SWITCHES[key])
+        if not isinstance(value, bool):
+            raise self.fail((*path, key), "must be true or false")
+        return value
 
     def _number(self, section: Mapping[str, Any], path: Path_, key: str, default: float) -> float:
         value = self._optional_number(section, path, key)

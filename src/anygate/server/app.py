@@ -12,7 +12,7 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Awaitable, Callable, MutableMapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
 from typing import Any, Final
 
 import orjson
@@ -20,11 +20,13 @@ import orjson
 from anygate.config import DEFAULT_CONFIG, Config, load_config
 from anygate.gateway import Gateway, GatewayResponse
 from anygate.hooks import OPEN, Hook
+from anygate.observability import Observability, install
 from anygate.protocol.errors import GatewayError, client_fault, error_body
 from anygate.protocol.ids import new_request_id
 from anygate.protocol.sse import SSEDecoder, encode_error
 from anygate.server.access import check_keyless_request
 from anygate.server.logs import configure_logging
+from anygate.ui import Dashboard, is_admin
 
 log = logging.getLogger("anygate.server")
 
@@ -49,6 +51,8 @@ KNOWN_PATHS: Final = {
 }
 _SHUTTING_DOWN: Final = "the gateway is shutting down; retry the request"
 _ROOT_BODY: Final = orjson.dumps({"name": "anygate", "docs": "POST /v1/messages"})
+METRICS_CONTENT_TYPE: Final = "text/plain; version=0.0.4; charset=utf-8"
+"""Prometheus' text exposition format."""
 
 
 class ClientDisconnected(Exception):
@@ -58,8 +62,12 @@ class ClientDisconnected(Exception):
 class App:
     """The anygate proxy as an ASGI 3 application."""
 
-    def __init__(self, gateway: Gateway) -> None:
+    def __init__(self, gateway: Gateway, observability: Observability | None = None) -> None:
         self.gateway = gateway
+        self.observability = observability = observability or Observability()
+        self.dashboard = Dashboard(gateway, observability) if gateway.config.general.ui else None
+        self.access_log = True
+        """The plain access line per request (off when the JSON request log writes one instead)."""
         general = gateway.config.general
         self.max_body = int(general.max_request_size_mb * 1024 * 1024)
         self.limits = general.limits
@@ -98,7 +106,7 @@ class App:
         status = 500
         response: GatewayResponse | None = None
         try:
-            response = await self._dispatch(method, path, headers, receive, request_id)
+            response = await self._dispatch(method, path, headers, receive, request_id, scope)
             status = response.status
             if response.stream is not None:
                 await self._send_stream(response, send, receive, request_id)
@@ -133,7 +141,7 @@ class App:
                 {},
             )
         finally:
-            if path.startswith("/v1/"):
+            if self.access_log and path.startswith("/v1/"):
                 extra = response.headers if response is not None else {}
                 log.info(
                     "%s %s %s %d deployment=%s attempts=%s %.1fms",
@@ -147,11 +155,11 @@ class App:
                 )
 
     async def _dispatch(
-        self, method: str, path: str, headers: dict[str, str], receive: Receive, request_id: str
+        self, method: str, path: str, headers: dict[str, str], receive: Receive, request_id: str, scope: Scope
     ) -> GatewayResponse:
         expected = KNOWN_PATHS.get(path)
         if expected is None:
-            raise GatewayError(404, f"no route for {method} {path}")
+            return await self._observability_route(method, path, headers, scope)
         if method == "HEAD" and expected == "GET":
             method = "GET"  # the server sends the headers of the GET answer, without its body
         if path == "/" and method in ("HEAD", "GET"):
@@ -171,6 +179,26 @@ class App:
         operation = self.gateway.create_message if path == "/v1/messages" else self.gateway.count_tokens
         work = operation(body, headers=headers, request_id=request_id, principal=principal)
         return await _until_disconnect(receive, work)
+
+    async def _observability_route(
+        self, method: str, path: str, headers: dict[str, str], scope: Scope
+    ) -> GatewayResponse:
+        """``/metrics`` and the dashboard (``/ui``, ``/ui/…``), when the config serves them."""
+        metrics = self.observability.metrics
+        if path == "/metrics" and metrics is not None:
+            if method not in ("GET", "HEAD"):
+                raise GatewayError(405, f"method {method} is not allowed on {path}; use GET")
+            if not self.observability.metrics_public:
+                principal = await self.gateway.authenticate(headers)
+                if not is_admin(principal):
+                    raise GatewayError(403, "/metrics needs the master key or an admin key")
+            # Thousands of series take tens of milliseconds to render: off the event loop.
+            body = await asyncio.to_thread(metrics.exposition)
+            return GatewayResponse(body=body, headers={"content-type": METRICS_CONTENT_TYPE})
+        dashboard = self.dashboard
+        if dashboard is not None and (path == "/ui" or path.startswith("/ui/")):
+            return await dashboard.handle(method, path, scope.get("query_string", b""), headers)
+        raise GatewayError(404, f"no route for {method} {path}")
 
     async def _read_json(self, headers: dict[str, str], receive: Receive) -> object:
         """The request body parsed as JSON; 413 as soon as it is known to exceed the limit."""
@@ -324,25 +352,36 @@ def _headers(
 
 
 async def _send_body(send: Send, status: int, body: bytes, request_id: str, extra: dict[str, str]) -> None:
-    headers = _headers(JSON_HEADERS, request_id, extra)
+    headers = _headers(JSON_HEADERS if "content-type" not in extra else [], request_id, extra)
     headers.append((b"content-length", str(len(body)).encode()))
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body, "more_body": False})
 
 
-def create_app(config: Config, *, hooks: Sequence[Hook] = ()) -> App:
-    """The ASGI app over a config, with extra lifecycle hooks."""
-    return App(Gateway(config, hooks=hooks))
+def create_app(
+    config: Config,
+    *,
+    hooks: Sequence[Hook] = (),
+    log_format: str = "text",
+    environ: Mapping[str, str] | None = None,
+) -> App:
+    """The ASGI app over a config, with extra lifecycle hooks (they run before the observability hooks
+    that the config and ``environ``, by default the process environment, turn on)."""
+    gateway = Gateway(config, hooks=hooks)
+    app = App(gateway, install(gateway, log_format=log_format, environ=environ))
+    app.access_log = log_format != "json"
+    return app
 
 
 def app_from_environment() -> App:
     """Factory used by the CLI's server processes: the config path comes in ``ANYGATE_CONFIG``."""
-    configure_logging(os.environ.get("ANYGATE_LOG_LEVEL", "info"))
+    log_format = os.environ.get("ANYGATE_LOG_FORMAT", "text")
+    configure_logging(os.environ.get("ANYGATE_LOG_LEVEL", "info"), log_format)
     if int(os.environ.get("ANYGATE_WORKERS", "1")) > 1:
         # A worker of the multi-worker supervisor, which restarts workers on SIGHUP: a hangup sent to
         # the whole process group must not kill the workers at once, mid-stream.
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
-    app = create_app(load_config(os.environ.get("ANYGATE_CONFIG") or DEFAULT_CONFIG))
+    app = create_app(load_config(os.environ.get("ANYGATE_CONFIG") or DEFAULT_CONFIG), log_format=log_format)
     app.gateway.warm_up()  # before serving, and before the collector freezes what start-up built
     tune_garbage_collector()
     return app
