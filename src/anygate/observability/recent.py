@@ -147,17 +147,7 @@ class RecentRequests(Hook):
             "latency_p95": _percentile(latencies, 0.95),
         }
         totals["cache_hit_rate"] = _cache_hit_rate(totals)
-        series = {
-            "time": [b.start for b in buckets],
-            "requests": [b.requests for b in buckets],
-            "errors": [b.errors for b in buckets],
-            "latency_p50": [_percentile(b.latencies, 0.50) for b in buckets],
-            "latency_p95": [_percentile(b.latencies, 0.95) for b in buckets],
-            "input_tokens": [b.input_tokens + b.cache_read_tokens + b.cache_creation_tokens for b in buckets],
-            "output_tokens": [b.output_tokens for b in buckets],
-            "cache_hit_rate": [_cache_hit_rate(_bucket_tokens(b)) for b in buckets],
-            "spend": [round(b.cost, 6) for b in buckets],
-        }
+        series = _series(buckets, since, now)
         entries = [e for e in self.entries if e.time > since]
         return {
             "window_seconds": window,
@@ -180,6 +170,35 @@ class RecentRequests(Hook):
                     break
         return found
 
+
+def _series(buckets: list[Bucket], since: float, now: float) -> dict[str, list[Any]]:
+    """One point per minute of the window; minutes without requests are zeros (latency: gaps)."""
+    by_start = {b.start: b for b in buckets}
+    first = since - since % BUCKET_SECONDS
+    empty = Bucket(0.0)
+    series: dict[str, list[Any]] = {name: [] for name in _SERIES}
+    start = first
+    while start <= now:
+        bucket = by_start.get(start, empty)
+        series["time"].append(start)
+        series["requests"].append(bucket.requests)
+        series["errors"].append(bucket.errors)
+        series["latency_p50"].append(_percentile(bucket.latencies, 0.50))
+        series["latency_p95"].append(_percentile(bucket.latencies, 0.95))
+        series["input_tokens"].append(
+            bucket.input_tokens + bucket.cache_read_tokens + bucket.cache_creation_tokens
+        )
+        series["output_tokens"].append(bucket.output_tokens)
+        series["cache_hit_rate"].append(_cache_hit_rate(_bucket_tokens(bucket)))
+        series["spend"].append(round(bucket.cost, 6))
+        start += BUCKET_SECONDS
+    return series
+
+
+_SERIES: Final = (
+    "time", "requests", "errors", "latency_p50", "latency_p95", "input_tokens", "output_tokens",
+    "cache_hit_rate", "spend",
+)  # fmt: skip
 
 _FILTERS: Final[Mapping[str, Callable[[Entry, str], bool]]] = {
     "model": lambda e, v: e.model == v,

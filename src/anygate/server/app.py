@@ -13,13 +13,14 @@ import os
 import signal
 import time
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Final
 
 import orjson
 
 from anygate.config import DEFAULT_CONFIG, Config, load_config
 from anygate.gateway import Gateway, GatewayResponse
-from anygate.hooks import OPEN, Hook
+from anygate.hooks import OPEN, Hook, Principal
 from anygate.observability import Observability, install
 from anygate.protocol.errors import GatewayError, client_fault, error_body
 from anygate.protocol.ids import new_request_id
@@ -55,6 +56,22 @@ METRICS_CONTENT_TYPE: Final = "text/plain; version=0.0.4; charset=utf-8"
 """Prometheus' text exposition format."""
 
 
+@dataclass(frozen=True, slots=True)
+class RouteRequest:
+    """What an extra route's handler gets: the request, its JSON body (POST/PUT/PATCH) and its caller."""
+
+    method: str
+    path: str
+    query: str
+    headers: Mapping[str, str]
+    body: object
+    principal: Principal
+
+
+Route = Callable[[RouteRequest], Awaitable[GatewayResponse]]
+"""An extra route: answers with a :class:`GatewayResponse` or raises a :class:`GatewayError`."""
+
+
 class ClientDisconnected(Exception):
     """The client went away; the work done for it is abandoned."""
 
@@ -62,10 +79,22 @@ class ClientDisconnected(Exception):
 class App:
     """The anygate proxy as an ASGI 3 application."""
 
-    def __init__(self, gateway: Gateway, observability: Observability | None = None) -> None:
+    def __init__(
+        self,
+        gateway: Gateway,
+        observability: Observability | None = None,
+        routes: Mapping[str, Route] | None = None,
+    ) -> None:
         self.gateway = gateway
         self.observability = observability = observability or Observability()
-        self.dashboard = Dashboard(gateway, observability) if gateway.config.general.ui else None
+        self.routes: dict[str, Route] = dict(routes or {})
+        """Extra routes by exact path (a key-management feature's ``/key/generate``…), authenticated by the
+        gateway's hooks; the handler decides who may use it from ``RouteRequest.principal``."""
+        self.dashboard = (
+            Dashboard(gateway, observability, lambda: sorted(self.routes))
+            if gateway.config.general.ui
+            else None
+        )
         self.access_log = True
         """The plain access line per request (off when the JSON request log writes one instead)."""
         general = gateway.config.general
@@ -159,7 +188,7 @@ class App:
     ) -> GatewayResponse:
         expected = KNOWN_PATHS.get(path)
         if expected is None:
-            return await self._observability_route(method, path, headers, scope)
+            return await self._extra_route(method, path, headers, receive, scope)
         if method == "HEAD" and expected == "GET":
             method = "GET"  # the server sends the headers of the GET answer, without its body
         if path == "/" and method in ("HEAD", "GET"):
@@ -180,10 +209,17 @@ class App:
         work = operation(body, headers=headers, request_id=request_id, principal=principal)
         return await _until_disconnect(receive, work)
 
-    async def _observability_route(
-        self, method: str, path: str, headers: dict[str, str], scope: Scope
+    async def _extra_route(
+        self, method: str, path: str, headers: dict[str, str], receive: Receive, scope: Scope
     ) -> GatewayResponse:
-        """``/metrics`` and the dashboard (``/ui``, ``/ui/…``), when the config serves them."""
+        """Routes beside the Messages API: those registered by features (admin APIs), ``/metrics`` and
+        the dashboard (``/ui``, ``/ui/…``), when the config serves them."""
+        route = self.routes.get(path)
+        if route is not None:
+            principal = await self.gateway.authenticate(headers)
+            payload = await self._read_json(headers, receive) if method in ("POST", "PUT", "PATCH") else None
+            query = scope.get("query_string", b"").decode("latin-1")
+            return await route(RouteRequest(method, path, query, headers, payload, principal))
         metrics = self.observability.metrics
         if path == "/metrics" and metrics is not None:
             if method not in ("GET", "HEAD"):
@@ -193,8 +229,8 @@ class App:
                 if not is_admin(principal):
                     raise GatewayError(403, "/metrics needs the master key or an admin key")
             # Thousands of series take tens of milliseconds to render: off the event loop.
-            body = await asyncio.to_thread(metrics.exposition)
-            return GatewayResponse(body=body, headers={"content-type": METRICS_CONTENT_TYPE})
+            text = await asyncio.to_thread(metrics.exposition)
+            return GatewayResponse(body=text, headers={"content-type": METRICS_CONTENT_TYPE})
         dashboard = self.dashboard
         if dashboard is not None and (path == "/ui" or path.startswith("/ui/")):
             return await dashboard.handle(method, path, scope.get("query_string", b""), headers)
@@ -362,13 +398,14 @@ def create_app(
     config: Config,
     *,
     hooks: Sequence[Hook] = (),
+    routes: Mapping[str, Route] | None = None,
     log_format: str = "text",
     environ: Mapping[str, str] | None = None,
 ) -> App:
     """The ASGI app over a config, with extra lifecycle hooks (they run before the observability hooks
-    that the config and ``environ``, by default the process environment, turn on)."""
+    that the config and ``environ``, by default the process environment, turn on) and extra routes."""
     gateway = Gateway(config, hooks=hooks)
-    app = App(gateway, install(gateway, log_format=log_format, environ=environ))
+    app = App(gateway, install(gateway, log_format=log_format, environ=environ), routes)
     app.access_log = log_format != "json"
     return app
 

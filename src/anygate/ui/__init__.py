@@ -12,7 +12,7 @@ Static files need no key (they hold no data); every ``/ui/api`` answer needs an 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from importlib import resources
 from typing import TYPE_CHECKING, Final
 from urllib.parse import parse_qsl
@@ -45,6 +45,8 @@ ADMIN_KINDS: Final = frozenset({"master", "open"})
 """Principals that may read the dashboard's data: the master key, and anyone on a keyless loopback
 gateway. A key-management hook marks its admin keys with ``metadata["user_role"] == "proxy_admin"``
 (LiteLLM's role name)."""
+ADMIN_PREFIXES: Final = ("/key/", "/team/", "/user/", "/spend/")
+"""LiteLLM's admin API paths the page uses when the server has them (``/key/list``, ``/team/list``…)."""
 WINDOWS: Final = {"900": 900.0, "3600": 3600.0, "21600": 21600.0, "86400": 86400.0}
 """Time windows the summary offers, in seconds (anything else is refused)."""
 
@@ -72,9 +74,12 @@ def _static_files() -> dict[str, tuple[bytes, str]]:
 class Dashboard:
     """Answers ``/ui`` and ``/ui/…`` for the server."""
 
-    def __init__(self, gateway: Gateway, observability: Observability) -> None:
+    def __init__(
+        self, gateway: Gateway, observability: Observability, routes: Callable[[], list[str]] = list
+    ) -> None:
         self.gateway = gateway
         self.observability = observability
+        self._routes = routes
         self._files = _static_files()
 
     async def handle(
@@ -106,6 +111,7 @@ class Dashboard:
                 "metrics": self.observability.metrics is not None,
                 "tracing": self.observability.tracing,
                 "per_process": True,
+                "admin_routes": [path for path in self._routes() if path.startswith(ADMIN_PREFIXES)],
             }
         if name == "health":
             gateway = self.gateway

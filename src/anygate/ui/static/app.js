@@ -5,7 +5,9 @@
 const KEY_STORAGE = "anygate.key";
 const REFRESH_MS = 5000;
 const $ = (id) => document.getElementById(id);
-const state = { key: sessionStorage.getItem(KEY_STORAGE), dim: "model", charts: {}, timer: null, summary: null };
+const state = {
+  key: sessionStorage.getItem(KEY_STORAGE), dim: "model", charts: {}, timer: null, summary: null, adminRoutes: [],
+};
 
 // --- HTTP ----------------------------------------------------------------------------------------
 
@@ -73,7 +75,8 @@ function showSignIn(message) {
 async function signIn(key) {
   state.key = key;
   try {
-    await call("GET", "/ui/api/whoami");
+    const who = await call("GET", "/ui/api/whoami");
+    state.adminRoutes = who.admin_routes || [];
   } catch (error) {
     sessionStorage.removeItem(KEY_STORAGE);
     state.key = null;
@@ -123,9 +126,9 @@ function renderTiles(totals) {
 
 const CHARTS = {
   "chart-traffic": [["requests", "Requests", "#3b6fd8"], ["errors", "Errors", "#c0392b"]],
-  "chart-latency": [["latency_p50", "p50", "#1e8e5a"], ["latency_p95", "p95", "#b7791f"]],
+  "chart-latency": [["latency_p50", "p50", "#1e8e5a", "y", true], ["latency_p95", "p95", "#b7791f", "y", true]],
   "chart-tokens": [["input_tokens", "Input", "#3b6fd8"], ["output_tokens", "Output", "#8e44ad"]],
-  "chart-spend": [["spend", "Spend $", "#1e8e5a"], ["cache_hit_rate", "Cache hit", "#b7791f", "rate"]],
+  "chart-spend": [["spend", "Spend $", "#1e8e5a"], ["cache_hit_rate", "Cache hit", "#b7791f", "rate", true]],
 };
 
 function chartWidth(element) { return Math.max(240, element.clientWidth || 300); }
@@ -136,15 +139,18 @@ function renderCharts(series) {
     const chart = state.charts[id];
     if (chart) { chart.setData(data); continue; }
     const element = $(id);
-    const scales = { x: { time: true } };
+    const scales = { x: { time: true, range: () => [state.summary.now - state.summary.window_seconds, state.summary.now] } };
     const axes = [{}, { size: 60 }];
-    if (lines.some((l) => l[3])) {
+    if (lines.some((l) => l[3] === "rate")) {
       scales.rate = { range: [0, 1] };
       axes.push({ scale: "rate", side: 1, grid: { show: false }, size: 50 });
     }
     state.charts[id] = new uPlot({
       width: chartWidth(element), height: 200, scales, axes,
-      series: [{}, ...lines.map(([, label, stroke, scale]) => ({ label, stroke, width: 2, scale: scale || "y", spanGaps: false }))],
+      // Latency and cache rates have no value in a quiet minute: their points join across the gap.
+      series: [{}, ...lines.map(([, label, stroke, scale, joined]) => ({
+        label, stroke, width: 2, scale: scale || "y", spanGaps: Boolean(joined), points: { show: Boolean(joined) },
+      }))],
     }, data, element);
   }
 }
@@ -228,6 +234,7 @@ async function loadAdmin() {
 }
 
 async function loadKeys() {
+  if (!state.adminRoutes.includes("/key/list")) { $("keys-panel").hidden = true; return; }
   let answer;
   try {
     answer = await call("GET", "/key/list?return_full_object=true&size=100");
@@ -297,6 +304,7 @@ async function createKey(event) {
 }
 
 async function loadTeams() {
+  if (!state.adminRoutes.includes("/team/list")) { $("teams-panel").hidden = true; return; }
   let answer;
   try {
     answer = await call("GET", "/team/list");
