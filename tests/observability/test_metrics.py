@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -139,21 +140,54 @@ def test_two_workers_report_the_totals_of_both(upstream: FakeUpstream, tmp_path:
     try:
         from tests.observability.support import CHAT, Json, completion
 
-        upstream.script(CHAT, Json(completion(10, 5)))
+        # Slow answers to concurrent clients: a worker busy with requests leaves new connections to the
+        # other, so both serve some.
+        upstream.script(CHAT, Json(completion(10, 5), delay=0.05))
         count = 40
-        for _ in range(count):
-            assert post(gateway.url, BODY).status == 200
+        with ThreadPoolExecutor(8) as pool:
+            statuses = list(pool.map(lambda _: post(gateway.url, BODY).status, range(count)))
+        assert statuses == [200] * count
         created = [p for p in temp.iterdir() if p.name.startswith("anygate-metrics-")]
         assert len(created) == 1
-        pids = {name.name.split("_")[-1] for name in created[0].iterdir()}
-        assert len(pids) >= 2, "both workers wrote metrics"
+
+        def shared() -> bool:  # each worker shares its values within a second of a change
+            samples = scrape(gateway.url)
+            return total(samples, "anygate_requests_total", status="200") == count
+
+        wait_for(shared)
+        snapshots = {path.name for path in created[0].glob("anygate-*.json")}
+        assert len(snapshots) == 2, f"both workers served requests: {snapshots}"
         for _ in range(6):  # new connections: the scrapes land on either worker
             samples = scrape(gateway.url)
             assert total(samples, "anygate_requests_total", status="200") == count
             assert total(samples, "anygate_tokens_total", gen_ai_token_type="output") == 5 * count
             assert total(samples, "gen_ai_server_request_duration_seconds_count") == count
+            assert total(samples, "gen_ai_server_request_duration_seconds_bucket", le="+Inf") == count
             assert total(samples, "anygate_requests_in_flight") == 0
     finally:
         gateway.terminate()
     assert list(temp.iterdir()) == []
-    assert "PROMETHEUS_MULTIPROC_DIR" not in os.environ
+    assert "ANYGATE_METRICS_DIR" not in os.environ
+
+
+def test_the_grafana_dashboard_uses_only_metrics_the_gateway_exports(
+    serve: Callable[[str], GatewayServer], upstream: FakeUpstream
+) -> None:
+    import json
+    import re
+
+    server = serve(config(upstream))
+    text = send(server.url, "GET", "/metrics", headers={"x-api-key": MASTER_KEY}).body.decode()
+    families = set(re.findall(r"^# HELP (\S+)", text, flags=re.MULTILINE))
+    dashboard = json.loads((Path(__file__).parents[2] / "examples" / "grafana-dashboard.json").read_text())
+    exprs = [t["expr"] for panel in dashboard["panels"] for t in panel.get("targets", [])]
+    assert exprs
+    from anygate.observability.metrics import FAMILIES
+
+    label_names = {label for family in FAMILIES for label in family.labels}
+    found = {name for expr in exprs for name in re.findall(r"\b(?:anygate|gen_ai)_[a-z_]+", expr)}
+    used = found - label_names
+    assert len(used) >= 10
+    for name in used:
+        base = re.sub(r"_(bucket|sum|count)$", "", name)
+        assert name in families or base in families, name

@@ -12,30 +12,36 @@ Label values are bounded (:class:`BoundedLabel`): models, deployments and teams 
 one ``other`` value once a cap is reached, so a client sending random model names cannot grow the
 series without bound; no request id, key or user id is ever a label.
 
-With ``--workers N`` every worker writes its values to memory-mapped files in ``PROMETHEUS_MULTIPROC_DIR``
-(the CLI makes a temporary one) and ``/metrics`` adds them up, whichever worker answers.
-
-Cost: the hook caches the labelled children of each label combination, so a request costs a few
-dictionary look-ups and lock-protected additions (measured in bench/, see docs/observability.md).
+Values live in :mod:`anygate.observability.store` (plain attributes, rendered at scrape time); with
+``--workers N`` each worker shares a snapshot of them once a second and ``/metrics`` adds them up,
+whichever worker answers. The hook caches the values of each label combination, so a request costs a
+few dictionary look-ups and additions (bench/observability_cost.py measures it).
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import os
 import time
-from collections.abc import Callable, Iterable
-from typing import Final
-
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Final
 
 from anygate.costs import usage_cost
 from anygate.deployment import Deployment
 from anygate.hooks import AttemptRecord, Hook, RequestRecord
+from anygate.observability.store import (
+    Family,
+    Histogram,
+    Store,
+    Value,
+    merged,
+    metrics_dir,
+    other_snapshots,
+    render,
+    write_snapshot,
+)
 from anygate.routing.health import HealthBook
-
-MULTIPROC_ENV: Final = "PROMETHEUS_MULTIPROC_DIR"
-CONTENT_TYPE: Final = CONTENT_TYPE_LATEST
 
 DURATION_BUCKETS: Final = (
     0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92,
@@ -64,6 +70,7 @@ NO_ERROR: Final = ""
 OTHER: Final = "other"
 UNKNOWN: Final = "none"
 LABEL_CAP: Final = 50
+log = logging.getLogger("anygate.observability")
 """Distinct values a label keeps per process beyond the configured ones before it says ``other``."""
 
 
@@ -88,93 +95,108 @@ class BoundedLabel:
         return OTHER
 
 
-def multiprocess_dir() -> str | None:
-    """The directory of multi-process mode, when the server runs several workers."""
-    return os.environ.get(MULTIPROC_ENV) or None
+SHARE_SECONDS: Final = 1.0
+"""How soon after a change a worker shares its values with the others (--workers N)."""
+
+_OP, _MODEL, _DEPLOYMENT, _PROVIDER, _ERROR = (
+    "gen_ai_operation_name", "gen_ai_request_model", "deployment", "gen_ai_provider_name", "error_type",
+)  # fmt: skip
+REQUESTS = Family(
+    "anygate_requests", "counter", "Requests answered, by model group, deployment, status and error type.",
+    (_OP, _MODEL, _DEPLOYMENT, "status", _ERROR),
+)  # fmt: skip
+REQUEST_DURATION = Family(
+    "gen_ai_server_request_duration_seconds", "histogram",
+    "Time from a request's arrival to the end of its answer (streams: the last byte).",
+    (_OP, _MODEL, _PROVIDER, _ERROR), DURATION_BUCKETS,
+)  # fmt: skip
+TTFT = Family(
+    "gen_ai_server_time_to_first_token_seconds", "histogram",
+    "Time from a request's arrival to the first byte of its answer, for successful requests.",
+    (_OP, _MODEL, _PROVIDER), TTFT_BUCKETS,
+)  # fmt: skip
+ATTEMPT_DURATION = Family(
+    "gen_ai_client_operation_duration_seconds", "histogram",
+    "Duration of each upstream attempt (retries and fallbacks included).",
+    (_OP, _MODEL, _PROVIDER, _DEPLOYMENT, _ERROR), DURATION_BUCKETS,
+)  # fmt: skip
+TOKEN_USAGE = Family(
+    "gen_ai_client_token_usage", "histogram",
+    "Tokens per complete answer, by gen_ai_token_type (input includes cached input).",
+    (_OP, _MODEL, _PROVIDER, "gen_ai_token_type"), TOKEN_BUCKETS,
+)  # fmt: skip
+TOKENS = Family(
+    "anygate_tokens", "counter",
+    "Tokens by type: input, output, cache_read, cache_creation (disjoint, as Anthropic counts).",
+    (_MODEL, _DEPLOYMENT, "gen_ai_token_type"),
+)  # fmt: skip
+SPEND = Family(
+    "anygate_spend_usd", "counter", "Dollars spent at the prices in model_info (deployments with prices).",
+    (_MODEL, _DEPLOYMENT, "team"),
+)  # fmt: skip
+RETRIES = Family("anygate_retries", "counter", "Upstream attempts beyond a request's first one.", (_MODEL,))
+FALLBACKS = Family(
+    "anygate_fallbacks", "counter", "Moves to a fallback model group.", (_MODEL, "fallback_model")
+)
+COOLDOWNS = Family(
+    "anygate_deployment_cooldowns", "counter", "Times a deployment was put in cooldown.", (_DEPLOYMENT,)
+)
+FAILURES = Family(
+    "anygate_deployment_failures", "counter", "Upstream failures that count against a deployment's health.",
+    (_DEPLOYMENT, _ERROR),
+)  # fmt: skip
+COOLDOWN_UNTIL = Family(
+    "anygate_deployment_cooldown_until_timestamp_seconds", "gauge",
+    "Unix time at which a deployment's latest cooldown ends (cooling down while > time()).",
+    (_DEPLOYMENT,), merge="max",
+)  # fmt: skip
+LAST_FAILURE = Family(
+    "anygate_deployment_last_failure_timestamp_seconds", "gauge", "Unix time of a deployment's last failure.",
+    (_DEPLOYMENT,), merge="max",
+)  # fmt: skip
+IN_FLIGHT = Family(
+    "anygate_requests_in_flight", "gauge", "Requests admitted and not yet answered.", (_OP,), merge="live"
+)
+OPEN_STREAMS = Family(
+    "anygate_streams_open",
+    "gauge",
+    "Streaming requests admitted whose stream has not ended.",
+    (),
+    merge="live",
+)
+FAMILIES: Final = (
+    REQUESTS, REQUEST_DURATION, TTFT, ATTEMPT_DURATION, TOKEN_USAGE, TOKENS, SPEND, RETRIES, FALLBACKS,
+    COOLDOWNS, FAILURES, COOLDOWN_UNTIL, LAST_FAILURE, IN_FLIGHT, OPEN_STREAMS,
+)  # fmt: skip
 
 
 class GatewayMetrics:
-    """The metric families of one gateway, on a registry of their own (tests run many gateways)."""
+    """The metric values of one gateway (tests run many gateways in one process, each with its own)."""
 
     def __init__(self) -> None:
-        self.registry = registry = CollectorRegistry(auto_describe=True)
-        model, deployment, provider = "gen_ai_request_model", "deployment", "gen_ai_provider_name"
-        operation, error = "gen_ai_operation_name", "error_type"
-        self.requests = Counter(
-            "anygate_requests", "Requests answered, by model group, deployment, HTTP status and error type.",
-            [operation, model, deployment, "status", error], registry=registry,
-        )  # fmt: skip
-        self.request_duration = Histogram(
-            "gen_ai_server_request_duration_seconds",
-            "Time from a request's arrival to the end of its answer (streams: the last byte).",
-            [operation, model, provider, error], buckets=DURATION_BUCKETS, registry=registry,
-        )  # fmt: skip
-        self.ttft = Histogram(
-            "gen_ai_server_time_to_first_token_seconds",
-            "Time from a request's arrival to the first byte of its answer, for successful requests.",
-            [operation, model, provider], buckets=TTFT_BUCKETS, registry=registry,
-        )  # fmt: skip
-        self.attempt_duration = Histogram(
-            "gen_ai_client_operation_duration_seconds",
-            "Duration of each upstream attempt (retries and fallbacks included).",
-            [operation, model, provider, deployment, error], buckets=DURATION_BUCKETS, registry=registry,
-        )  # fmt: skip
-        self.token_usage = Histogram(
-            "gen_ai_client_token_usage", "Tokens per answer, by gen_ai_token_type (input includes cached).",
-            [operation, model, provider, "gen_ai_token_type"], buckets=TOKEN_BUCKETS, registry=registry,
-        )  # fmt: skip
-        self.tokens = Counter(
-            "anygate_tokens",
-            "Tokens by type: input, output, cache_read, cache_creation (disjoint, as Anthropic counts).",
-            [model, deployment, "gen_ai_token_type"], registry=registry,
-        )  # fmt: skip
-        self.spend = Counter(
-            "anygate_spend_usd", "Dollars spent, at the prices in model_info (deployments with prices only).",
-            [model, deployment, "team"], registry=registry,
-        )  # fmt: skip
-        self.retries = Counter(
-            "anygate_retries", "Upstream attempts beyond a request's first one.", [model], registry=registry
-        )
-        self.fallbacks = Counter(
-            "anygate_fallbacks", "Moves to a fallback model group.", [model, "fallback_model"],
-            registry=registry,
-        )  # fmt: skip
-        self.cooldowns = Counter(
-            "anygate_deployment_cooldowns", "Times a deployment was put in cooldown.", [deployment],
-            registry=registry,
-        )  # fmt: skip
-        self.failures = Counter(
-            "anygate_deployment_failures", "Upstream failures that count against a deployment's health.",
-            [deployment, error], registry=registry,
-        )  # fmt: skip
-        self.cooldown_until = Gauge(
-            "anygate_deployment_cooldown_until_timestamp_seconds",
-            "Unix time at which a deployment's latest cooldown ends (cooling down while > time()).",
-            [deployment], multiprocess_mode="max", registry=registry,
-        )  # fmt: skip
-        self.last_failure = Gauge(
-            "anygate_deployment_last_failure_timestamp_seconds", "Unix time of a deployment's last failure.",
-            [deployment], multiprocess_mode="max", registry=registry,
-        )  # fmt: skip
-        self.in_flight = Gauge(
-            "anygate_requests_in_flight", "Requests admitted and not yet answered.", [operation],
-            multiprocess_mode="livesum", registry=registry,
-        )  # fmt: skip
-        self.open_streams = Gauge(
-            "anygate_streams_open", "Streaming requests admitted whose stream has not ended.",
-            multiprocess_mode="livesum", registry=registry,
-        )  # fmt: skip
+        self.store = Store(FAMILIES)
+        self.directory = metrics_dir()
+        self.pid = os.getpid()
+
+    def snapshot(self) -> dict[str, list[Any]]:
+        """This process's values, taken on the event loop's thread (where they change)."""
+        return self.store.snapshot()
+
+    def render(self, snapshot: dict[str, list[Any]]) -> bytes:
+        """The text format of ``snapshot`` plus, with several workers, the other workers' (blocking: the
+        server calls it in a thread)."""
+        snapshots = [(snapshot, True)]
+        if self.directory is not None:
+            snapshots.extend(other_snapshots(self.directory, self.pid))
+        return render(merged(self.store.families, snapshots))
 
     def exposition(self) -> bytes:
-        """The text format of every metric: this process's, or all workers' in multi-process mode."""
-        directory = multiprocess_dir()
-        if directory is None:
-            return generate_latest(self.registry)
-        from prometheus_client import multiprocess
+        return self.render(self.snapshot())
 
-        registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry, path=directory)  # type: ignore[no-untyped-call]
-        return generate_latest(registry)
+    def share(self) -> None:
+        """Write this worker's snapshot for the others (several workers only)."""
+        if self.directory is not None:
+            write_snapshot(self.directory, self.pid, self.snapshot())
 
 
 _IN_FLIGHT: Final = "metrics.in_flight"
@@ -184,7 +206,7 @@ class MetricsHook(Hook):
     """Counts every request and attempt into :class:`GatewayMetrics`.
 
     Args:
-        metrics: the families to count into.
+        metrics: the values to count into.
         deployments: the configured deployments (their model groups, prices and ids bound the labels).
         health: the router's health book, read after a failure to see whether it started a cooldown.
         wall_clock: Unix time, for the cooldown timestamps.
@@ -198,6 +220,7 @@ class MetricsHook(Hook):
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self.metrics = metrics
+        self._store = metrics.store
         self._deployments: dict[str, Deployment] = {d.deployment_id: d for d in deployments}
         self._model = BoundedLabel({d.model_name for d in self._deployments.values()})
         self._deployment = BoundedLabel(self._deployments)
@@ -205,130 +228,182 @@ class MetricsHook(Hook):
         self._health = health
         self._wall_clock = wall_clock
         self._cooldown_seen: dict[str, float] = {}
-        self._in_flight = {route: metrics.in_flight.labels(op) for route, op in OPERATION.items()}
+        self._in_flight = {route: self._store.value(IN_FLIGHT.name, (op,)) for route, op in OPERATION.items()}
+        self._open_streams = self._store.value(OPEN_STREAMS.name, ())
         self._series: dict[tuple[str, ...], _Series] = {}
+        self._attempts: dict[tuple[str, ...], Histogram] = {}
+        self._sharing = metrics.directory is not None
+        self._share_pending = False
 
     async def admit(self, record: RequestRecord) -> None:
         gauge = self._in_flight.get(record.route)
         if gauge is None:
             return
-        gauge.inc()
+        gauge.value += 1
         if record.stream:
-            self.metrics.open_streams.inc()
+            self._open_streams.value += 1
         record.context[_IN_FLIGHT] = True
+        if self._sharing:
+            self._share_soon()
 
     def attempt_ended(self, record: RequestRecord, attempt: AttemptRecord) -> None:
-        metrics = self.metrics
         error = attempt.error
-        deployment = self._deployment(attempt.deployment_id)
         error_type = NO_ERROR if error is None else error.error_type
-        configured = self._deployments.get(attempt.deployment_id)
-        model = self._model(configured.model_name if configured is not None else record.model)
-        metrics.attempt_duration.labels(
-            OPERATION.get(record.route, record.route),
-            model,
-            _provider(attempt.provider),
-            deployment,
-            error_type,
-        ).observe(max(attempt.latency, 0.0))
-        if error is None or not error.counts_as_failure:
-            return
-        metrics.failures.labels(deployment, error_type).inc()
+        key = (record.route, record.model, attempt.deployment_id, attempt.provider, error_type)
+        histogram = self._attempts.get(key)
+        if histogram is None:
+            configured = self._deployments.get(attempt.deployment_id)
+            model = self._model(configured.model_name if configured is not None else record.model)
+            labels = (
+                OPERATION.get(record.route, record.route), model, _provider(attempt.provider),
+                self._deployment(attempt.deployment_id), error_type,
+            )  # fmt: skip
+            histogram = self._store.histogram(ATTEMPT_DURATION.name, labels)
+            if len(self._attempts) < SERIES_CACHE:
+                self._attempts[key] = histogram
+        histogram.observe(max(attempt.latency, 0.0))
+        if error is not None and error.counts_as_failure:
+            self._failed(attempt.deployment_id, error_type)
+
+    def _failed(self, deployment_id: str, error_type: str) -> None:
+        store = self._store
+        deployment = self._deployment(deployment_id)
+        store.value(FAILURES.name, (deployment, error_type)).value += 1
         now = self._wall_clock()
-        metrics.last_failure.labels(deployment).set(now)
-        health = self._health.get(attempt.deployment_id)
-        until = health.cooldown_until
-        if until > self._cooldown_seen.get(attempt.deployment_id, 0.0):
-            self._cooldown_seen[attempt.deployment_id] = until
-            metrics.cooldowns.labels(deployment).inc()
-            metrics.cooldown_until.labels(deployment).set(now + (until - self._health.clock()))
+        store.value(LAST_FAILURE.name, (deployment,)).value = now
+        until = self._health.get(deployment_id).cooldown_until
+        if until > self._cooldown_seen.get(deployment_id, 0.0):
+            self._cooldown_seen[deployment_id] = until
+            store.value(COOLDOWNS.name, (deployment,)).value += 1
+            store.value(COOLDOWN_UNTIL.name, (deployment,)).value = now + (until - self._health.clock())
 
     def completed(self, record: RequestRecord) -> None:
         if record.context.pop(_IN_FLIGHT, False):
-            self._in_flight[record.route].dec()
+            self._in_flight[record.route].value -= 1
             if record.stream:
-                self.metrics.open_streams.dec()
-        configured = self._deployments.get(record.deployment_id or "")
-        model = self._model(configured.model_name if configured is not None else record.model)
+                self._open_streams.value -= 1
         error = record.error
-        error_type = NO_ERROR if error is None else error.error_type
-        if record.outcome == "client_gone":
-            error_type = "client_gone"
-        deployment = self._deployment(record.deployment_id)
-        key = (record.route, model, deployment, record.provider or UNKNOWN, str(record.status), error_type)
+        outcome = record.outcome
+        error_type = (
+            "client_gone" if outcome == "client_gone" else NO_ERROR if error is None else error.error_type
+        )
+        deployment_id = record.deployment_id or ""
+        key = (
+            record.route,
+            record.model,
+            deployment_id,
+            record.provider or "",
+            str(record.status),
+            error_type,
+        )
         series = self._series.get(key)
         if series is None:
-            series = self._series[key] = _Series(self.metrics, key)
-        series.requests.inc()
+            series = self._new_series(key)
+        series.requests.value += 1
         latency = record.latency
         if latency is not None:
             series.duration.observe(latency)
-        if record.outcome == "ok" and record.first_byte is not None:
+        if outcome == "ok" and record.first_byte is not None:
             series.ttft.observe(record.first_byte - record.started)
         usage = record.usage
         if usage is not None and record.route == "messages":
-            if record.outcome == "ok":  # an answer's usage; a partial one is still counted below
+            if outcome == "ok":  # an answer's usage; a partial one is still counted below
                 cached = usage.cache_read_input_tokens + usage.cache_creation_input_tokens
                 series.usage_input.observe(usage.input_tokens + cached)
                 series.usage_output.observe(usage.output_tokens)
-            series.input.inc(usage.input_tokens)
-            series.output.inc(usage.output_tokens)
-            if usage.cache_read_input_tokens:
-                series.cache_read.inc(usage.cache_read_input_tokens)
-            if usage.cache_creation_input_tokens:
-                series.cache_creation.inc(usage.cache_creation_input_tokens)
-            if configured is not None and configured.model_info:
-                cost = usage_cost(configured.model_info, usage)
+            series.input.value += usage.input_tokens
+            series.output.value += usage.output_tokens
+            series.cache_read.value += usage.cache_read_input_tokens
+            series.cache_creation.value += usage.cache_creation_input_tokens
+            if series.model_info:
+                cost = usage_cost(series.model_info, usage)
                 if cost:
-                    self.metrics.spend.labels(model, deployment, self._team(record.principal.team_id)).inc(
-                        cost
-                    )
-        attempts = record.attempts
-        if len(attempts) > 1:
-            self._count_retries(model, attempts)
+                    team = self._team(record.principal.team_id)
+                    self._store.value(SPEND.name, (series.model, series.deployment, team)).value += cost
+        if len(record.attempts) > 1:
+            self._count_retries(series.model, record.attempts)
+        if self._sharing and not self._share_pending:
+            self._share_soon()
+
+    def _new_series(self, key: tuple[str, ...]) -> _Series:
+        route, requested, deployment_id, provider, status, error_type = key
+        configured = self._deployments.get(deployment_id)
+        model = self._model(configured.model_name if configured is not None else requested)
+        series = _Series(
+            self._store, route, model, self._deployment(deployment_id or None), _provider(provider), status,
+            error_type, configured.model_info if configured is not None else {},
+        )  # fmt: skip
+        if len(self._series) < SERIES_CACHE:  # client-made model names must not grow the cache forever
+            self._series[key] = series
+        return series
 
     def _count_retries(self, model: str, attempts: list[AttemptRecord]) -> None:
-        metrics = self.metrics
-        metrics.retries.labels(model).inc(len(attempts) - 1)
+        store = self._store
+        store.value(RETRIES.name, (model,)).value += len(attempts) - 1
         group = self._group(attempts[0].deployment_id)
         for attempt in attempts[1:]:
             current = self._group(attempt.deployment_id)
             if current != group:
-                metrics.fallbacks.labels(self._model(group), self._model(current)).inc()
+                store.value(FALLBACKS.name, (self._model(group), self._model(current))).value += 1
                 group = current
 
     def _group(self, deployment_id: str) -> str:
         configured = self._deployments.get(deployment_id)
         return configured.model_name if configured is not None else UNKNOWN
 
-    async def aclose(self) -> None:
-        if multiprocess_dir() is not None:
-            from prometheus_client import multiprocess
+    def _share_soon(self) -> None:
+        if self._share_pending:
+            return
+        self._share_pending = True
+        asyncio.get_running_loop().call_later(SHARE_SECONDS, self._share)
 
-            multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]
+    def _share(self) -> None:
+        self._share_pending = False
+        try:
+            self.metrics.share()
+        except OSError as exc:
+            log.warning("cannot share metrics with the other workers: %s", exc)
+
+    async def aclose(self) -> None:
+        """Share the final values (counters outlive the worker; its in-flight gauges no longer count)."""
+        if self._sharing:
+            self._share()
+
+
+SERIES_CACHE: Final = 10_000
+"""Label combinations whose values the hook keeps resolved (far more than bounded labels produce)."""
 
 
 class _Series:
-    """The labelled children one label combination of a request touches, resolved once."""
+    """The values one label combination of a request touches, resolved once."""
 
     __slots__ = (
-        "cache_creation", "cache_read", "duration", "input", "output", "requests", "ttft", "usage_input",
-        "usage_output",
+        "cache_creation", "cache_read", "deployment", "duration", "input", "model", "model_info", "output",
+        "requests", "ttft", "usage_input", "usage_output",
     )  # fmt: skip
 
-    def __init__(self, metrics: GatewayMetrics, key: tuple[str, ...]) -> None:
-        route, model, deployment, provider_key, status, error_type = key
+    def __init__(
+        self,
+        store: Store,
+        route: str,
+        model: str,
+        deployment: str,
+        provider: str,
+        status: str,
+        error_type: str,
+        model_info: Mapping[str, Any],
+    ) -> None:
         operation = OPERATION.get(route, route)
-        provider = _provider(provider_key)
-        self.requests = metrics.requests.labels(operation, model, deployment, status, error_type)
-        self.duration = metrics.request_duration.labels(operation, model, provider, error_type)
-        self.ttft = metrics.ttft.labels(operation, model, provider)
-        self.usage_input = metrics.token_usage.labels(operation, model, provider, "input")
-        self.usage_output = metrics.token_usage.labels(operation, model, provider, "output")
-        self.input = metrics.tokens.labels(model, deployment, "input")
-        self.output = metrics.tokens.labels(model, deployment, "output")
-        self.cache_read = metrics.tokens.labels(model, deployment, "cache_read")
-        self.cache_creation = metrics.tokens.labels(model, deployment, "cache_creation")
+        self.model, self.deployment, self.model_info = model, deployment, model_info
+        self.requests: Value = store.value(REQUESTS.name, (operation, model, deployment, status, error_type))
+        self.duration = store.histogram(REQUEST_DURATION.name, (operation, model, provider, error_type))
+        self.ttft = store.histogram(TTFT.name, (operation, model, provider))
+        self.usage_input = store.histogram(TOKEN_USAGE.name, (operation, model, provider, "input"))
+        self.usage_output = store.histogram(TOKEN_USAGE.name, (operation, model, provider, "output"))
+        self.input = store.value(TOKENS.name, (model, deployment, "input"))
+        self.output = store.value(TOKENS.name, (model, deployment, "output"))
+        self.cache_read = store.value(TOKENS.name, (model, deployment, "cache_read"))
+        self.cache_creation = store.value(TOKENS.name, (model, deployment, "cache_creation"))
 
 
 def _provider(key: str) -> str:

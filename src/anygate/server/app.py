@@ -228,8 +228,9 @@ class App:
                 principal = await self.gateway.authenticate(headers)
                 if not is_admin(principal):
                     raise GatewayError(403, "/metrics needs the master key or an admin key")
-            # Thousands of series take tens of milliseconds to render: off the event loop.
-            text = await asyncio.to_thread(metrics.exposition)
+            # The values are copied on the loop (where they change); thousands of series take tens of
+            # milliseconds to render, and other workers' snapshots are files: off the event loop.
+            text = await asyncio.to_thread(metrics.render, metrics.snapshot())
             return GatewayResponse(body=text, headers={"content-type": METRICS_CONTENT_TYPE})
         dashboard = self.dashboard
         if dashboard is not None and (path == "/ui" or path.startswith("/ui/")):

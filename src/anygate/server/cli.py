@@ -25,8 +25,8 @@ from anygate.config import DEFAULT_CONFIG, ConfigError, load_config
 from anygate.server.access import is_loopback, weak_master_key
 from anygate.server.logs import LOG_FORMATS, configure_logging
 
-MULTIPROC_ENV: Final = "PROMETHEUS_MULTIPROC_DIR"
-"""Where prometheus_client's multi-process mode keeps each worker's values (see observability/metrics)."""
+METRICS_DIR_ENV: Final = "ANYGATE_METRICS_DIR"
+"""Where the workers share their metric values (see anygate.observability.store)."""
 DEFAULT_PORT: Final = 4000
 DEFAULT_HOST: Final = "127.0.0.1"
 CLAUDE_CODE_ENV_COMMAND: Final = "claude-code-env"
@@ -154,17 +154,17 @@ def main(argv: list[str] | None = None) -> int:
 
 @contextlib.contextmanager
 def metrics_directory() -> Iterator[None]:
-    """A fresh, private ``PROMETHEUS_MULTIPROC_DIR`` for the workers of this run, removed at exit; an
-    operator's own directory (already in the environment) is used as it is and left in place."""
-    if os.environ.get(MULTIPROC_ENV):
+    """A fresh, private ``ANYGATE_METRICS_DIR`` for the workers of this run, removed at exit; an operator's
+    own directory (already in the environment) is used as it is and left in place."""
+    if os.environ.get(METRICS_DIR_ENV):
         yield
         return
     with tempfile.TemporaryDirectory(prefix="anygate-metrics-") as directory:
-        os.environ[MULTIPROC_ENV] = directory
+        os.environ[METRICS_DIR_ENV] = directory
         try:
             yield
         finally:
-            del os.environ[MULTIPROC_ENV]
+            del os.environ[METRICS_DIR_ENV]
 
 
 if __name__ == "__main__":
