@@ -166,3 +166,31 @@ def test_tracing_turned_on_by_the_environment_registers_the_hook(upstream: FakeU
     app = create_app(parse_config(config(upstream)), environ={"OTEL_TRACES_EXPORTER": "console"})
     assert app.observability.tracing
     assert any(isinstance(hook, TracingHook) for hook in app.gateway.hooks.completion_listeners)
+
+
+def test_token_counting_upstream_gets_the_trace_context_too(
+    upstream: FakeUpstream, exporter: InMemorySpanExporter
+) -> None:
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    parsed = parse_config(
+        f"""
+model_list:
+  - model_name: claude
+    litellm_params: {{model: anthropic/claude-sonnet-4-5, api_base: "{upstream.url}", api_key: sk-up-0000}}
+general_settings: {{master_key: sk-test-master-key}}
+"""
+    )
+    server = GatewayServer(parsed, hooks=[TracingHook(provider, parsed.deployments)]).start()
+    try:
+        upstream.script("/v1/messages/count_tokens", Json({"input_tokens": 12}))
+        headers = {**HEADERS, "traceparent": f"00-{TRACE_ID}-{CLIENT_SPAN}-01"}
+        body = {"model": "claude", "messages": [{"role": "user", "content": "hello"}]}
+        answer = send(server.url, "POST", "/v1/messages/count_tokens", body, headers)
+        assert answer.status == 200 and answer.json() == {"input_tokens": 12}
+    finally:
+        server.stop()
+    received = upstream.requests_to("/v1/messages/count_tokens")
+    assert received[0].headers["traceparent"].split("-")[1] == TRACE_ID
+    server_span = next(s for s in exporter.get_finished_spans() if s.kind == SpanKind.SERVER)
+    assert server_span.name == "count_tokens claude"
