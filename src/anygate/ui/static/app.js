@@ -163,7 +163,7 @@ function renderHealth(deployments) {
     cell(row, d.state === "cooling_down" ? "cooling down" : d.state, "state-" + d.state);
     cell(row, d.cooldown_remaining_seconds ? d.cooldown_remaining_seconds.toFixed(1) + " s" : "");
     cell(row, d.recent_failures);
-    cell(row, d.last_error, "err");
+    cell(row, d.last_error, d.last_error ? "err" : "");
     cell(row, d.in_flight);
     cell(row, d.latency_ms == null ? "" : d.latency_ms.toFixed(0) + " ms");
   });
@@ -204,7 +204,7 @@ function renderRequests(requests) {
     cell(row, r.cost == null ? "" : fmtUsd(r.cost));
     cell(row, r.key);
     cell(row, r.team);
-    cell(row, r.outcome === "client_gone" ? "client left" : r.error, "err");
+    cell(row, r.outcome === "client_gone" ? "client left" : r.error, r.outcome === "ok" ? "" : "err");
   });
 }
 
