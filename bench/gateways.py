@@ -87,9 +87,29 @@ class Gateway:
         )
 
 
+OBSERVABILITY_VARIANTS = {
+    "bare": "metrics and the dashboard's records off (general_settings metrics: false, ui: false)",
+    "traces": "OpenTelemetry traces on (OTEL_TRACES_EXPORTER=console, spans batched to the server log)",
+}
+"""anygate variants of `--observability`: the default anygate has metrics and the dashboard on."""
+
+
 class Anygate(Gateway):
-    def __init__(self) -> None:
-        super().__init__(name="anygate", openai_prefix="openai")
+    def __init__(self, variant: str = "") -> None:
+        super().__init__(name=f"anygate-{variant}" if variant else "anygate", openai_prefix="openai")
+
+    def config(self, upstream_port: int, models: set[str] | None = None) -> str:
+        text = super().config(upstream_port, models)
+        if self.name == "anygate-bare":
+            text = text.replace("general_settings: {", "general_settings: {metrics: false, ui: false, ")
+        return text
+
+    def env(self) -> dict[str, str]:
+        env = super().env()
+        if self.name == "anygate-traces":
+            env["OTEL_TRACES_EXPORTER"] = "console"
+            env["OTEL_SERVICE_NAME"] = "anygate-bench"
+        return env
 
     def _command(self) -> list[str] | None:
         script = ANYGATE_VENV / "bin" / "anygate"

@@ -67,6 +67,8 @@ _PARAM_KEYS: Final = frozenset(
         *_COST_KEYS,
     }
 )
+_OBSERVABILITY_SWITCHES: Final = {"metrics": True, "metrics_public": False, "ui": True, "log_prompts": False}
+"""general_settings switches of :mod:`anygate.observability`, with their defaults."""
 _GENERAL_KEYS: Final = frozenset(
     {
         "master_key",
@@ -81,6 +83,7 @@ _GENERAL_KEYS: Final = frozenset(
         "key_sync_interval",
         "redis_key_prefix",
         *LIMIT_DEFAULTS,
+        *_OBSERVABILITY_SWITCHES,
     }
 )
 _ROUTER_KEYS: Final = frozenset(
@@ -279,6 +282,14 @@ class GeneralSettings:
     """Seconds between checks for key, team and user changes made by other instances."""
     redis_key_prefix: str = "anygate:"
     """Prefix of every Redis key anygate writes (gateways sharing a Redis with other data)."""
+    metrics: bool = True
+    """Serve ``GET /metrics`` and count every request into it."""
+    metrics_public: bool = False
+    """Serve ``/metrics`` without a key (for a scraper on a trusted network)."""
+    ui: bool = True
+    """Serve the dashboard at ``/ui`` and keep the recent requests it shows."""
+    log_prompts: bool = False
+    """Write the request's system and messages into the JSON request log (debugging only)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -481,6 +492,10 @@ class _Loader:
             disable_spend_logs=bool(section.get("disable_spend_logs", False)),
             key_sync_interval=self._number(section, path, "key_sync_interval", DEFAULT_KEY_SYNC_INTERVAL),
             redis_key_prefix=str(section.get("redis_key_prefix") or "anygate:"),
+            metrics=self._flag(section, path, "metrics"),
+            metrics_public=self._flag(section, path, "metrics_public"),
+            ui=self._flag(section, path, "ui"),
+            log_prompts=self._flag(section, path, "log_prompts"),
         )
 
     def _router(self, value: object, litellm_settings: dict[str, Any]) -> RouterSettings:
@@ -536,6 +551,12 @@ class _Loader:
                     raise self.fail((*path, key, i, group), "must be a list of model group names")
                 result[str(group)] = tuple(targets)
         return result
+
+    def _flag(self, section: Mapping[str, Any], path: Path_, key: str) -> bool:
+        value = section.get(key, _OBSERVABILITY_SWITCHES[key])
+        if not isinstance(value, bool):
+            raise self.fail((*path, key), "must be true or false")
+        return value
 
     def _number(self, section: Mapping[str, Any], path: Path_, key: str, default: float) -> float:
         value = self._optional_number(section, path, key)

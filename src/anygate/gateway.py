@@ -231,7 +231,7 @@ class Gateway:
             async def attempt(deployment: Deployment, done: AttemptOutcome) -> GatewayResponse:
                 record.deployment_id = deployment.deployment_id
                 record.provider = deployment.provider
-                tokens = await self._count_tokens(deployment, request, ctx)
+                tokens = await self._count_tokens(deployment, request, ctx, record.upstream_headers)
                 return GatewayResponse(body=orjson.dumps({"input_tokens": tokens}))
 
             response = await self._routed(request["model"], deployments, attempt, record)
@@ -445,6 +445,8 @@ class Gateway:
         amendable = True
         while True:  # at most twice: a call the upstream refused may be amended once (AmendableCall)
             upstream_request = call.request
+            if record.upstream_headers:
+                upstream_request.headers.update(record.upstream_headers)
             if provider.dynamic_credentials:
                 await provider.authorize(deployment, upstream_request)
             if deadline is None:
@@ -594,7 +596,9 @@ class Gateway:
             done(None)
             self._complete(record, None, usage, client_gone=not completed)
 
-    async def _count_tokens(self, deployment: Deployment, request: dict[str, Any], ctx: CallContext) -> int:
+    async def _count_tokens(
+        self, deployment: Deployment, request: dict[str, Any], ctx: CallContext, extra_headers: dict[str, str]
+    ) -> int:
         if deployment.provider not in self._warm:
             await self._warm_up_off_loop(deployment.provider)
         provider = load_provider(deployment.provider)
@@ -605,6 +609,8 @@ class Gateway:
         if call is None:
             return await asyncio.to_thread(provider.count_tokens_locally, deployment, request)
         upstream_request = call.request
+        if extra_headers:
+            upstream_request.headers.update(extra_headers)
         if provider.dynamic_credentials:
             await provider.authorize(deployment, upstream_request)
         total, _ = self._timeouts(deployment)

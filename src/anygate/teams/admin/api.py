@@ -93,6 +93,11 @@ class AdminApi:
     def handles(self, path: str) -> bool:
         return path in ROUTES or REGENERATE_PATH.match(path) is not None
 
+    @property
+    def paths(self) -> list[str]:
+        """The admin API's paths (the dashboard shows the panels they serve)."""
+        return list(ROUTES)
+
     async def handle(
         self,
         method: str,
