@@ -30,6 +30,7 @@ from anygate.auth import MasterKey, invalid_key, missing_key, presented_keys
 from anygate.config import Config, GeneralSettings, load_config, master_key_from_environment
 from anygate.deployment import Deployment
 from anygate.hooks import IN_PROCESS, OPEN, AttemptRecord, Hook, Hooks, Principal, RequestRecord, Usage
+from anygate.model_catalog import ModelCatalog
 from anygate.protocol.accumulate import accumulate
 from anygate.protocol.errors import (
     GatewayError,
@@ -60,9 +61,6 @@ DEFAULT_TIMEOUT: Final = 600.0
 """Seconds an upstream may take when nothing is configured (the official SDKs' default)."""
 DEFAULT_STREAM_IDLE_TIMEOUT: Final = 300.0
 """Seconds of upstream silence after which a stream is given up."""
-DEFAULT_MODELS_LIMIT: Final = 20
-MAX_MODELS_LIMIT: Final = 1000
-"""``GET /v1/models`` page sizes, as Anthropic's API has them."""
 CLIENT_GONE_STATUS: Final = 499
 """The status recorded for a request whose client left before its answer was complete."""
 LARGE_LOCAL_REQUEST: Final = 256
@@ -131,6 +129,7 @@ class Gateway:
             if name in SPECS:
                 load_provider(name)  # import the translators the config uses now, not on a request
         self.started_at = datetime.now(UTC).replace(microsecond=0)
+        self.catalog = ModelCatalog(self.names, self.started_at)
 
     def warm_up(self) -> None:
         """Load what the configured providers need before the first request (blocking: the server calls
@@ -245,75 +244,13 @@ class Gateway:
         self._complete(record, None)
         return response
 
-    def list_models(
-        self, *, limit: int = DEFAULT_MODELS_LIMIT, after_id: str | None = None, before_id: str | None = None
-    ) -> bytes:
-        """``GET /v1/models`` in Anthropic's list format, one entry per configured model name.
-
-        Paged as Anthropic pages: at most ``limit`` entries (1 to 1000) after ``after_id`` or before
-        ``before_id`` (ids of this list; an unknown one is a 400), with ``has_more`` and the page's
-        ``first_id`` / ``last_id``. ``max_input_tokens`` and ``max_tokens`` come from ``model_info``
-        (``max_input_tokens``, ``max_output_tokens`` or ``max_tokens``) so clients learn a non-Claude
-        model's real limits.
-        """
-        if not 1 <= limit <= MAX_MODELS_LIMIT:
-            raise GatewayError(400, f"limit: must be between 1 and {MAX_MODELS_LIMIT}, got {limit}")
-        if after_id is not None and before_id is not None:
-            raise GatewayError(400, "after_id and before_id cannot be used together")
-        names = self.names.listed_names()
-        if after_id is not None:
-            start = _cursor_position(names, after_id, "after_id") + 1
-            page, has_more = names[start : start + limit], start + limit < len(names)
-        elif before_id is not None:
-            end = _cursor_position(names, before_id, "before_id")
-            page, has_more = names[max(end - limit, 0) : end], end - limit > 0
-        else:
-            page, has_more = names[:limit], limit < len(names)
-        data = [self.model_entry(name) for name in page]
-        return orjson.dumps(
-            {
-                "data": data,
-                "has_more": has_more,
-                "first_id": data[0]["id"] if data else None,
-                "last_id": data[-1]["id"] if data else None,
-            }
-        )
-
     def models(self, model_id: str | None, query: Mapping[str, str]) -> bytes:
-        """``GET /v1/models[/{model_id}]`` with its query parameters as strings (both faces call this)."""
-        if model_id is not None:
-            return self.retrieve_model(model_id)
-        raw_limit = query.get("limit")
-        try:
-            limit = DEFAULT_MODELS_LIMIT if raw_limit is None else int(raw_limit)
-        except ValueError:
-            raise GatewayError(400, f"limit: must be an integer, got {raw_limit!r}") from None
-        return self.list_models(limit=limit, after_id=query.get("after_id"), before_id=query.get("before_id"))
-
-    def retrieve_model(self, model_id: str) -> bytes:
-        """``GET /v1/models/{model_id}``: one entry of :meth:`list_models`; 404 for a name not listed."""
-        if model_id not in self.names.listed_names():
-            raise GatewayError(404, f"model {model_id!r} is not configured on this gateway")
-        return orjson.dumps(self.model_entry(model_id))
+        """``GET /v1/models[/{model_id}]`` with its query parameters (both faces call this)."""
+        return self.catalog.answer(model_id, query)
 
     def model_entry(self, name: str) -> dict[str, Any]:
         """Anthropic's model object for a model name (what ``/v1/models`` lists for it)."""
-        created = self.started_at.isoformat().replace("+00:00", "Z")
-        deployments = self.names.deployments(name)
-        info: Mapping[str, Any] = deployments[0].model_info if deployments else {}
-        entry: dict[str, Any] = {
-            "type": "model",
-            "id": name,
-            "display_name": str(info.get("display_name") or name),
-            "created_at": str(info.get("created_at") or created),
-        }
-        max_input = info.get("max_input_tokens")
-        max_output = info.get("max_output_tokens") or info.get("max_tokens")
-        if isinstance(max_input, int):
-            entry["max_input_tokens"] = max_input
-        if isinstance(max_output, int):
-            entry["max_tokens"] = max_output
-        return entry
+        return self.catalog.entry(name)
 
     def deployment_health(self) -> bytes:
         """Each deployment's state, for ``GET /health/deployments``."""
@@ -634,13 +571,6 @@ def _for_principal(exc: CredentialsRejected, principal: Principal) -> GatewayErr
     """An upstream's refusal of the key, as the caller should see it: an in-process caller owns the key
     (it passed or configured it), a proxy client does not (see :class:`CredentialsRejected`)."""
     return exc.for_key_owner() if principal.kind == IN_PROCESS.kind else exc
-
-
-def _cursor_position(names: list[str], cursor: str, field: str) -> int:
-    try:
-        return names.index(cursor)
-    except ValueError:
-        raise GatewayError(400, f"{field}: no model with id {cursor!r} on this gateway") from None
 
 
 def _warm_up(provider: object) -> None:
