@@ -161,8 +161,10 @@ class FakeBedrock:
         *,
         api_key: str | None = None,
         secret: str = SECRET_KEY,
+        betas: frozenset[str] | None = None,
     ) -> None:
         self.host = host
+        self.betas = BEDROCK_ACCEPTED_BETAS if betas is None else betas
         self.answer = answer
         self.api_key = api_key
         self.secret = secret
@@ -201,7 +203,7 @@ class FakeBedrock:
             except ParamValidationError as exc:
                 return "ValidationException", str(exc), 400
         elif action in ("invoke", "invoke-with-response-stream"):
-            why = claude_body_problem(body)
+            why = claude_body_problem(body, self.betas)
             if why is not None:
                 return "ValidationException", why, 400
         elif action == "count-tokens":
@@ -238,15 +240,16 @@ BEDROCK_ACCEPTED_BETAS = frozenset(
 )
 
 
-def claude_body_problem(body: dict[str, Any]) -> str | None:
-    """What Bedrock's Claude InvokeModel refuses (a subset that catches what gateways get wrong)."""
+def claude_body_problem(body: dict[str, Any], betas: frozenset[str] = BEDROCK_ACCEPTED_BETAS) -> str | None:
+    """What Bedrock's Claude InvokeModel refuses (a subset that catches what gateways get wrong), for a
+    model that accepts ``betas``."""
     if body.get("anthropic_version") != "bedrock-2023-05-31":
         return "anthropic_version: bedrock-2023-05-31 is required"
     extra = sorted(set(body) - CLAUDE_BODY_FIELDS)
     if extra:
         return f"extraneous key [{extra[0]}] is not permitted"
     for beta in body.get("anthropic_beta") or ():
-        if beta not in BEDROCK_ACCEPTED_BETAS:
+        if beta not in betas:
             return "invalid beta flag"
     for tool in body.get("tools") or ():
         if "defer_loading" in tool:
