@@ -1,8 +1,10 @@
 """The two gateways under test: their configs (LiteLLM's format for both) and how each is started.
 
-Both get the same four models in front of the same fake upstream:
+Both get the same five models in front of the same fake upstream:
     bench-openai          OpenAI Chat Completions at {upstream}/v1/chat/completions
     bench-openai-slow     the same at {upstream}/slow/v1/... (a chunk every 100 ms, scenario e)
+    bench-responses       OpenAI Responses API at {upstream}/v1/responses (`openai/responses/gpt-5-mini`,
+                          LiteLLM's spelling, for both gateways)
     bench-anthropic       Anthropic passthrough at {upstream}/v1/messages
     bench-anthropic-slow  the same at {upstream}/slow/v1/messages
 LiteLLM's `openai/` prefix goes to the Responses API, so LiteLLM uses `hosted_vllm/` for its Chat
@@ -39,6 +41,7 @@ class Gateway:
         rows = [
             ("bench-openai", f"{self.openai_prefix}/gpt-4o-mini", f"{up}/v1"),
             ("bench-openai-slow", f"{self.openai_prefix}/gpt-4o-mini", f"{up}/slow/v1"),
+            ("bench-responses", "openai/responses/gpt-5-mini", f"{up}/v1"),
             ("bench-anthropic", "anthropic/claude-sonnet-4-5", up),
             ("bench-anthropic-slow", "anthropic/claude-sonnet-4-5", f"{up}/slow"),
         ]

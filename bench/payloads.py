@@ -27,6 +27,7 @@ OPENAI_MODEL = "bench-openai"
 OPENAI_SLOW_MODEL = "bench-openai-slow"
 ANTHROPIC_MODEL = "bench-anthropic"
 ANTHROPIC_SLOW_MODEL = "bench-anthropic-slow"
+RESPONSES_MODEL = "bench-responses"
 SEED_PROMPT = "Hello, can you tell me a short joke?"
 
 CLAUDE_CODE_TARGET_BYTES = 90_000
@@ -64,6 +65,30 @@ def openai_direct_request(stream: bool = False) -> JSON:
     if stream:
         body["stream"] = True
         body["stream_options"] = {"include_usage": True}
+    return body
+
+
+def responses_request(stream: bool = False) -> JSON:
+    """The seed's question to a reasoning model with thinking shown (scenarios f, g): the gateway asks
+    the Responses API for a reasoning summary and the encrypted reasoning to replay on the next turn."""
+    body = seed_request(RESPONSES_MODEL, stream)
+    body["max_tokens"] = 2048
+    body["thinking"] = {"type": "enabled", "budget_tokens": 1024}
+    return body
+
+
+def responses_direct_request(stream: bool = False) -> JSON:
+    """What the gateway sends upstream for :func:`responses_request`: the direct-upstream baseline."""
+    body: JSON = {
+        "model": "gpt-5-mini",
+        "input": [{"role": "user", "content": [{"type": "input_text", "text": SEED_PROMPT}]}],
+        "max_output_tokens": 2048,
+        "store": False,
+        "reasoning": {"effort": "medium", "summary": "auto"},
+        "include": ["reasoning.encrypted_content"],
+    }
+    if stream:
+        body["stream"] = True
     return body
 
 
@@ -528,6 +553,8 @@ def _describe() -> None:
     bodies = {
         "seed (a, d)": seed_request(),
         "seed stream (b)": seed_request(stream=True),
+        "responses (f)": responses_request(),
+        "responses stream (g)": responses_request(stream=True),
         "claude-code (c)": claude_code_request(),
     }
     for name, body in bodies.items():

@@ -37,7 +37,7 @@ from bench.upstream.server import start_upstream
 from bench.validate import check_request
 
 RESULTS = Path(__file__).resolve().parent / "results"
-ALL_SCENARIOS = "abcde"
+ALL_SCENARIOS = "abcdefg"
 
 
 @dataclass
@@ -108,7 +108,7 @@ def _run_scenario(
     else:
         url = f"http://127.0.0.1:{gateway.port}/v1/messages{sc.query}"
         body, headers, expect = encode(sc.body), sc.headers, sc.expect
-        check = check_request(url, body, headers, sc.stream)
+        check = check_request(url, body, headers, sc.stream, thinking=sc.thinking)
         result["check"] = {"ok": check.ok, "problem": check.problem, "status": check.status}
         if not check.ok:
             result["check"]["request"] = {"url": url, "headers": headers, "body_excerpt": body[:600].decode()}
@@ -230,7 +230,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--scenarios",
         default=ALL_SCENARIOS,
-        help="scenario letters to run, e.g. 'abd' or 'a,b' (default: abcde)",
+        help="scenario letters to run, e.g. 'abd' or 'a,b' (default: abcdefg)",
     )
     p.add_argument(
         "--compare-litellm", action="store_true", help="also run LiteLLM 1.110.2 (bench/.venv-litellm)"
@@ -258,7 +258,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.scenarios = "".join(c for c in args.scenarios.lower() if c in ALL_SCENARIOS)
     args.workers = [int(w) for w in str(args.workers).split(",") if w.strip()]
     if not args.scenarios or not args.workers or min(args.workers) < 1:
-        p.error("need at least one scenario of a-e and worker counts >= 1")
+        p.error("need at least one scenario of a-g and worker counts >= 1")
     if not 1 <= args.duration <= 600 or not 0 <= args.warmup <= 120 or not 1 <= args.streams <= 5000:
         p.error("--duration must be 1-600 s, --warmup 0-120 s, --streams 1-5000")
     return args

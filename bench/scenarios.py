@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 from bench import payloads
 from bench.gateways import MASTER_KEY, UPSTREAM_KEY
+from bench.upstream.responses import SUMMARY_TEXT
 
 CLIENT_HEADERS = {"x-api-key": MASTER_KEY, "anthropic-version": "2023-06-01"}
 _OPENAI_UPSTREAM_HEADERS = {"authorization": f"Bearer {UPSTREAM_KEY}"}
@@ -34,6 +35,9 @@ class Scenario:
     direct_body: payloads.JSON = field(default_factory=dict)
     direct_headers: dict[str, str] = field(default_factory=dict)
     direct_expect: str = ""
+    thinking: str | None = None
+    """The thinking text the answer must carry before its text (the upstream's reasoning summary), and
+    the exact usage is checked too; None for answers without reasoning."""
 
     @property
     def headers(self) -> dict[str, str]:
@@ -45,7 +49,7 @@ class Scenario:
 
 
 def load_scenarios() -> dict[str, Scenario]:
-    """Scenarios a-d (e is the slow-stream run, see bench/slow_streams.py)."""
+    """Scenarios a-d, f, g (e is the slow-stream run, see bench/slow_streams.py)."""
     cc = payloads.claude_code_request()
     return {
         "a": Scenario(
@@ -88,6 +92,28 @@ def load_scenarios() -> dict[str, Scenario]:
             direct_headers=_ANTHROPIC_UPSTREAM_HEADERS,
             direct_expect=_EXPECT_MESSAGE,
         ),
+        "f": Scenario(
+            key="f",
+            title="small, non-streaming, OpenAI Responses upstream (reasoning + text)",
+            body=payloads.responses_request(),
+            stream=False,
+            direct_path="/v1/responses",
+            direct_body=payloads.responses_direct_request(),
+            direct_headers=_OPENAI_UPSTREAM_HEADERS,
+            direct_expect='"output_tokens_details"',
+            thinking=SUMMARY_TEXT,
+        ),
+        "g": Scenario(
+            key="g",
+            title="small, streaming, OpenAI Responses upstream (reasoning + text)",
+            body=payloads.responses_request(stream=True),
+            stream=True,
+            direct_path="/v1/responses",
+            direct_body=payloads.responses_direct_request(stream=True),
+            direct_headers=_OPENAI_UPSTREAM_HEADERS,
+            direct_expect="event: response.completed",
+            thinking=SUMMARY_TEXT,
+        ),
     }
 
 
@@ -112,8 +138,11 @@ def slow_stream_body() -> bytes:
 
 
 # Budget of the issue: CPU ms per request at 32 connections with one worker.
-CPU_BUDGET_MS = {"a": 0.4, "b": 0.8, "c": 1.5, "d": 0.3}
-ADDED_LATENCY_BUDGET_MS = {"a": 1.0, "d": 1.0}
+# The Responses scenarios (f, g) have the Chat Completions translator's budgets of (a) and (b).
+CPU_BUDGET_MS = {"a": 0.4, "b": 0.8, "c": 1.5, "d": 0.3, "f": 0.4, "g": 0.8}
+ADDED_LATENCY_BUDGET_MS = {"a": 1.0, "d": 1.0, "f": 1.0}
+LOAD_SCENARIOS = "abcdfg"
+"""The scenarios measured with wrk, in report order (e has its own table)."""
 SLOW_STREAMS_RSS_BUDGET_MB = 300.0
 # anygate must cost at least this many times less CPU per request than LiteLLM.
 RATIO_TARGET = 50.0

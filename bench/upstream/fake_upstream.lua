@@ -1,4 +1,4 @@
--- Fake OpenAI / Anthropic upstream for the anygate benchmark, run inside nginx's Lua module.
+-- Fake OpenAI (Chat Completions and Responses) / Anthropic upstream for the anygate benchmark, run inside nginx's Lua module.
 --
 -- Why Lua inside nginx: whether to answer with JSON or SSE depends on `"stream": true` in the
 -- request body, which plain nginx config cannot look at; the Lua module reads the body in C and
@@ -32,9 +32,12 @@ end
 
 function M.load(dir, interval)
   slow_interval = interval
-  for _, api in ipairs({ "openai", "anthropic" }) do
+  for _, api in ipairs({ "openai", "anthropic", "responses" }) do
     bodies[api .. "_json"] = read_file(dir .. "/" .. api .. ".json")
     bodies[api .. "_sse"] = split_events(read_file(dir .. "/" .. api .. ".sse"))
+  end
+  -- Only Chat Completions and Anthropic have slow variants (scenario e).
+  for _, api in ipairs({ "openai", "anthropic" }) do
     bodies[api .. "_slow_sse"] = split_events(read_file(dir .. "/" .. api .. "_slow.sse"))
   end
 end
@@ -67,7 +70,7 @@ local function send_stream(events, slow)
   end
 end
 
--- api: "openai" or "anthropic"; slow: true for the 10-second streams of scenario (e).
+-- api: "openai", "responses" or "anthropic"; slow: true for the 10-second streams of scenario (e).
 function M.serve(api, slow)
   if ngx.req.get_method() ~= "POST" then
     ngx.status = 405
