@@ -12,4 +12,5 @@ fi
 .venv/bin/ruff format --check src tests bench
 .venv/bin/mypy
 tests/e2e/install_claude_code.sh
+tests/observability/install_chromium.sh
 .venv/bin/pytest "$@"

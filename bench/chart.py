@@ -60,8 +60,10 @@ def draw(results: dict[str, Any], path: Path) -> bool:
         "b": "(b) small\nstreaming",
         "c": "(c) Claude Code\n~90 KB streaming",
         "d": "(d) Anthropic\npassthrough",
-        "f": "(f) Responses\nnon-streaming",
-        "g": "(g) Responses\nstreaming",
+        "f": "(f) Gemini\nnon-streaming",
+        "g": "(g) Gemini\nstreaming",
+        "h": "(h) Responses\nnon-streaming",
+        "i": "(i) Responses\nstreaming",
     }
     fig, axes = plt.subplots(1, 2, figsize=(13, 5.2))
     panels = [

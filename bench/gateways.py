@@ -7,6 +7,7 @@ Both get the same five models in front of the same fake upstream:
                           LiteLLM's spelling, for both gateways)
     bench-anthropic       Anthropic passthrough at {upstream}/v1/messages
     bench-anthropic-slow  the same at {upstream}/slow/v1/messages
+    bench-gemini          the Gemini API at {upstream}/v1beta/models/gemini-3-flash-preview:…
 LiteLLM's `openai/` prefix goes to the Responses API, so LiteLLM uses `hosted_vllm/` for its Chat
 Completions path; anygate uses `openai/`.
 """
@@ -44,6 +45,7 @@ class Gateway:
             ("bench-responses", "openai/responses/gpt-5-mini", f"{up}/v1"),
             ("bench-anthropic", "anthropic/claude-sonnet-4-5", up),
             ("bench-anthropic-slow", "anthropic/claude-sonnet-4-5", f"{up}/slow"),
+            ("bench-gemini", "gemini/gemini-3-flash-preview", f"{up}/v1beta"),
         ]
         lines = ["model_list:"]
         for name, model, base in rows:
@@ -88,9 +90,29 @@ class Gateway:
         )
 
 
+OBSERVABILITY_VARIANTS = {
+    "bare": "metrics and the dashboard's records off (general_settings metrics: false, ui: false)",
+    "traces": "OpenTelemetry traces on (OTEL_TRACES_EXPORTER=console, spans batched to the server log)",
+}
+"""anygate variants of `--observability`: the default anygate has metrics and the dashboard on."""
+
+
 class Anygate(Gateway):
-    def __init__(self) -> None:
-        super().__init__(name="anygate", openai_prefix="openai")
+    def __init__(self, variant: str = "") -> None:
+        super().__init__(name=f"anygate-{variant}" if variant else "anygate", openai_prefix="openai")
+
+    def config(self, upstream_port: int, models: set[str] | None = None) -> str:
+        text = super().config(upstream_port, models)
+        if self.name == "anygate-bare":
+            text = text.replace("general_settings: {", "general_settings: {metrics: false, ui: false, ")
+        return text
+
+    def env(self) -> dict[str, str]:
+        env = super().env()
+        if self.name == "anygate-traces":
+            env["OTEL_TRACES_EXPORTER"] = "console"
+            env["OTEL_SERVICE_NAME"] = "anygate-bench"
+        return env
 
     def _command(self) -> list[str] | None:
         script = ANYGATE_VENV / "bin" / "anygate"

@@ -28,6 +28,7 @@ OPENAI_SLOW_MODEL = "bench-openai-slow"
 ANTHROPIC_MODEL = "bench-anthropic"
 ANTHROPIC_SLOW_MODEL = "bench-anthropic-slow"
 RESPONSES_MODEL = "bench-responses"
+GEMINI_MODEL = "bench-gemini"
 SEED_PROMPT = "Hello, can you tell me a short joke?"
 
 CLAUDE_CODE_TARGET_BYTES = 90_000
@@ -53,6 +54,14 @@ def seed_request(model: str = OPENAI_MODEL, stream: bool = False) -> JSON:
     if stream:
         body["stream"] = True
     return body
+
+
+def gemini_direct_request() -> JSON:
+    """What a gateway sends the Gemini API for the seed request."""
+    return {
+        "contents": [{"role": "user", "parts": [{"text": "Hello, can you tell me a short joke?"}]}],
+        "generationConfig": {"maxOutputTokens": 100},
+    }
 
 
 def openai_direct_request(stream: bool = False) -> JSON:
@@ -553,8 +562,10 @@ def _describe() -> None:
     bodies = {
         "seed (a, d)": seed_request(),
         "seed stream (b)": seed_request(stream=True),
-        "responses (f)": responses_request(),
-        "responses stream (g)": responses_request(stream=True),
+        "gemini (f)": seed_request(GEMINI_MODEL),
+        "gemini stream (g)": seed_request(GEMINI_MODEL, stream=True),
+        "responses (h)": responses_request(),
+        "responses stream (i)": responses_request(stream=True),
         "claude-code (c)": claude_code_request(),
     }
     for name, body in bodies.items():

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import chart, procstat, report
-from bench.gateways import Anygate, Gateway, LiteLLM, tool_versions
+from bench.gateways import OBSERVABILITY_VARIANTS, Anygate, Gateway, LiteLLM, tool_versions
 from bench.loadgen import LoadResult, run_wrk
 from bench.payloads import encode
 from bench.procs import Server, raise_nofile_limit
@@ -37,7 +37,8 @@ from bench.upstream.server import start_upstream
 from bench.validate import check_request
 
 RESULTS = Path(__file__).resolve().parent / "results"
-ALL_SCENARIOS = "abcdefg"
+ALL_SCENARIOS = "abcdefghi"
+DEFAULT_SCENARIOS = "abcdehi"
 
 
 @dataclass
@@ -229,8 +230,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n\n")[0])
     p.add_argument(
         "--scenarios",
-        default=ALL_SCENARIOS,
-        help="scenario letters to run, e.g. 'abd' or 'a,b' (default: abcdefg)",
+        default=DEFAULT_SCENARIOS,
+        help="scenario letters to run, e.g. 'abd' or 'a,b' (default: abcdehi; f and g, Gemini, on request)",
     )
     p.add_argument(
         "--compare-litellm", action="store_true", help="also run LiteLLM 1.110.2 (bench/.venv-litellm)"
@@ -253,8 +254,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--streams", type=int, default=1000, help="concurrent slow streams in scenario e (default: 1000)"
     )
+    p.add_argument(
+        "--observability",
+        default="",
+        help="also run anygate variants, comma-separated: "
+        + "; ".join(f"{k}: {v}" for k, v in OBSERVABILITY_VARIANTS.items()),
+    )
     p.add_argument("--out", type=Path, default=RESULTS, help="results directory (default: bench/results)")
     args = p.parse_args(argv)
+    args.observability = [v.strip() for v in args.observability.split(",") if v.strip()]
+    if set(args.observability) - set(OBSERVABILITY_VARIANTS):
+        p.error(f"--observability takes {', '.join(OBSERVABILITY_VARIANTS)}")
     args.scenarios = "".join(c for c in args.scenarios.lower() if c in ALL_SCENARIOS)
     args.workers = [int(w) for w in str(args.workers).split(",") if w.strip()]
     if not args.scenarios or not args.workers or min(args.workers) < 1:
@@ -281,6 +291,8 @@ def main(argv: list[str] | None = None) -> int:
     for workers in args.workers:
         if not args.skip_anygate:
             targets.append(Target(f"anygate-w{workers}", workers, Anygate()))
+            for variant in args.observability:
+                targets.append(Target(f"anygate-{variant}-w{workers}", workers, Anygate(variant)))
         if args.compare_litellm:
             targets.append(Target(f"litellm-w{workers}", workers, LiteLLM()))
 

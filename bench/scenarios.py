@@ -15,6 +15,8 @@ from bench.upstream.responses import SUMMARY_TEXT
 CLIENT_HEADERS = {"x-api-key": MASTER_KEY, "anthropic-version": "2023-06-01"}
 _OPENAI_UPSTREAM_HEADERS = {"authorization": f"Bearer {UPSTREAM_KEY}"}
 _ANTHROPIC_UPSTREAM_HEADERS = {"x-api-key": UPSTREAM_KEY, "anthropic-version": "2023-06-01"}
+_GEMINI_UPSTREAM_HEADERS = {"x-goog-api-key": UPSTREAM_KEY}
+_GEMINI_PATH = "/v1beta/models/gemini-3-flash-preview"
 
 # Texts every successful answer must contain (checked by wrk's Lua on each answer).
 _EXPECT_MESSAGE = "end_turn"
@@ -49,7 +51,7 @@ class Scenario:
 
 
 def load_scenarios() -> dict[str, Scenario]:
-    """Scenarios a-d, f, g (e is the slow-stream run, see bench/slow_streams.py)."""
+    """Scenarios a-d and f-i (e is the slow-stream run, see bench/slow_streams.py)."""
     cc = payloads.claude_code_request()
     return {
         "a": Scenario(
@@ -94,6 +96,26 @@ def load_scenarios() -> dict[str, Scenario]:
         ),
         "f": Scenario(
             key="f",
+            title="small, non-streaming, Gemini API",
+            body=payloads.seed_request(payloads.GEMINI_MODEL),
+            stream=False,
+            direct_path=f"{_GEMINI_PATH}:generateContent",
+            direct_body=payloads.gemini_direct_request(),
+            direct_headers=_GEMINI_UPSTREAM_HEADERS,
+            direct_expect='"finishReason":"STOP"',
+        ),
+        "g": Scenario(
+            key="g",
+            title="small, streaming, Gemini API",
+            body=payloads.seed_request(payloads.GEMINI_MODEL, stream=True),
+            stream=True,
+            direct_path=f"{_GEMINI_PATH}:streamGenerateContent?alt=sse",
+            direct_body=payloads.gemini_direct_request(),
+            direct_headers=_GEMINI_UPSTREAM_HEADERS,
+            direct_expect='"finishReason":"STOP"',
+        ),
+        "h": Scenario(
+            key="h",
             title="small, non-streaming, OpenAI Responses upstream (reasoning + text)",
             body=payloads.responses_request(),
             stream=False,
@@ -103,8 +125,8 @@ def load_scenarios() -> dict[str, Scenario]:
             direct_expect='"output_tokens_details"',
             thinking=SUMMARY_TEXT,
         ),
-        "g": Scenario(
-            key="g",
+        "i": Scenario(
+            key="i",
             title="small, streaming, OpenAI Responses upstream (reasoning + text)",
             body=payloads.responses_request(stream=True),
             stream=True,
@@ -138,10 +160,11 @@ def slow_stream_body() -> bytes:
 
 
 # Budget of the issue: CPU ms per request at 32 connections with one worker.
-# The Responses scenarios (f, g) have the Chat Completions translator's budgets of (a) and (b).
-CPU_BUDGET_MS = {"a": 0.4, "b": 0.8, "c": 1.5, "d": 0.3, "f": 0.4, "g": 0.8}
-ADDED_LATENCY_BUDGET_MS = {"a": 1.0, "d": 1.0, "f": 1.0}
-LOAD_SCENARIOS = "abcdfg"
+# The Gemini scenarios (f, g) and the Responses ones (h, i) have the Chat Completions translator's
+# budgets of (a) and (b).
+CPU_BUDGET_MS = {"a": 0.4, "b": 0.8, "c": 1.5, "d": 0.3, "f": 0.4, "g": 0.8, "h": 0.4, "i": 0.8}
+ADDED_LATENCY_BUDGET_MS = {"a": 1.0, "d": 1.0, "h": 1.0}
+LOAD_SCENARIOS = "abcdfghi"
 """The scenarios measured with wrk, in report order (e has its own table)."""
 SLOW_STREAMS_RSS_BUDGET_MB = 300.0
 # anygate must cost at least this many times less CPU per request than LiteLLM.

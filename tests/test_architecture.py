@@ -9,7 +9,12 @@ from pathlib import Path
 import anygate
 
 SRC = Path(anygate.__file__).parent
-TRANSLATORS = ("anygate.providers.anthropic", "anygate.providers.openai_chat.", "anygate.providers.mock")
+TRANSLATORS = (
+    "anygate.providers.anthropic",
+    "anygate.providers.openai_chat.",
+    "anygate.providers.google",
+    "anygate.providers.mock",
+)
 """Translator modules (the OpenAI presets are a table of data the registry reads)."""
 
 
@@ -79,7 +84,14 @@ def test_config_imports_no_translator() -> None:
 
 
 def test_nothing_below_the_gateway_imports_it() -> None:
-    above = ("anygate.gateway", "anygate.sdk", "anygate.anthropic", "anygate.server", "anygate.testing")
+    above = (
+        "anygate.gateway",
+        "anygate.sdk",
+        "anygate.anthropic",
+        "anygate.server",
+        "anygate.testing",
+        "anygate.ui",
+    )
     entry_points = ("anygate", "anygate.__main__")
     below = [m for m in _imports() if not m.startswith(above) and m not in entry_points]
     graph = _imports()

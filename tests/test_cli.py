@@ -39,12 +39,12 @@ def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Complet
 class RunningGateway:
     """``anygate`` started on a free port; stopped with SIGTERM (then killed if it hangs)."""
 
-    def __init__(self, *args: str) -> None:
+    def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.process = subprocess.Popen(
             [ANYGATE, "--port", str(self.port), "--log-level", "warning", *args],
-            env=_environment(),
+            env={**_environment(), **(env or {})},
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,

@@ -129,10 +129,8 @@ model_list:
   - model_name: c
     litellm_params:
       model: mock/c
-      input_cost_per_token: 0.000001
       tags: [fast]
 general_settings:
-  database_url: postgres://x
   alerting: [slack]
 router_settings:
   redis_host: localhost
@@ -143,7 +141,7 @@ litellm_settings:
     assert config.deployments[0].provider == "mock"
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1
-    for key in ("input_cost_per_token", "tags", "database_url", "alerting", "redis_host", "success_callback"):
+    for key in ("tags", "alerting", "redis_host", "success_callback"):
         assert key in warnings[0]
 
 
@@ -261,3 +259,35 @@ def test_anygate_master_key_protects_a_config_without_one(
     with pytest.raises(anthropic.AuthenticationError):
         sdk_client(server, api_key="anything").models.list()
     assert sdk_client(server, api_key="sk-from-env").models.list().data[0].id == "m"
+
+
+def test_teams_settings_and_prices_are_implemented() -> None:
+    config = parse_config(
+        """
+model_list:
+  - model_name: c
+    litellm_params:
+      model: mock/c
+      input_cost_per_token: 0.000001
+    model_info:
+      output_cost_per_token: "0.000002"
+general_settings:
+  database_url: postgres://x
+  redis_url: os.environ/REDIS
+  proxy_batch_write_at: 2
+  disable_spend_logs: true
+""",
+        env={"REDIS": "redis://r:6379/0"},
+    )
+    assert config.deployments[0].costs == {"input_cost_per_token": 1e-6, "output_cost_per_token": 2e-6}
+    general = config.general
+    assert (general.database_url, general.redis_url) == ("postgres://x", "redis://r:6379/0")
+    assert general.proxy_batch_write_at == 2.0 and general.disable_spend_logs is True
+    from_env = parse_config(
+        "model_list: []", env={"DATABASE_URL": "sqlite:///a.db", "REDIS_URL": "redis://h"}
+    )
+    assert (from_env.general.database_url, from_env.general.redis_url) == ("sqlite:///a.db", "redis://h")
+    with pytest.raises(ConfigError, match="input_cost_per_token"):
+        parse_config(
+            "model_list: [{model_name: c, litellm_params: {model: mock/c, input_cost_per_token: -1}}]"
+        )

@@ -96,7 +96,7 @@ async def test_errors_are_the_official_exceptions(upstream: FakeUpstream) -> Non
     upstream.script(
         CHAT, Json({"error": {"message": "Incorrect API key provided: sk-upstr****"}}, status=401)
     )
-    with pytest.raises(anthropic.InternalServerError) as wrong_key:
+    with pytest.raises(anthropic.AuthenticationError) as wrong_key:  # in-process, the key is the caller's
         await anygate.anthropic.messages.acreate(
             model="openai/gpt-4o",
             messages=HELLO,
@@ -104,7 +104,9 @@ async def test_errors_are_the_official_exceptions(upstream: FakeUpstream) -> Non
             api_base=f"{upstream.url}/v1",
             api_key=UPSTREAM_KEY,
         )
-    assert UPSTREAM_KEY not in str(wrong_key.value.body) and "credentials" in str(wrong_key.value.body)
+    assert wrong_key.value.status_code == 401
+    body = str(wrong_key.value.body)
+    assert UPSTREAM_KEY not in body and "rejected the API key" in body
 
 
 async def test_azure_api_version_and_key_header_through_the_sdk(upstream: FakeUpstream) -> None:

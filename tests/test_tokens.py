@@ -134,7 +134,7 @@ def test_the_server_loads_encodings_at_start_up_when_it_counts_with_them(
     config.write_text(f"model_list:\n  - model_name: m\n    litellm_params:\n      model: {model}\n")
     calls: list[None] = []
     monkeypatch.setenv("ANYGATE_CONFIG", str(config))
-    monkeypatch.setattr(app, "configure_logging", lambda level: None)
+    monkeypatch.setattr(app, "configure_logging", lambda level, log_format="text": None)
     monkeypatch.setattr(app, "tune_garbage_collector", lambda: None)  # process-wide: not in the test process
     monkeypatch.setattr(tokens, "preload_encodings", lambda: calls.append(None))
     app.app_from_environment()

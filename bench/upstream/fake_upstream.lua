@@ -1,4 +1,5 @@
--- Fake OpenAI (Chat Completions and Responses) / Anthropic upstream for the anygate benchmark, run inside nginx's Lua module.
+-- Fake OpenAI (Chat Completions and Responses) / Anthropic / Gemini upstream for the anygate benchmark,
+-- run inside nginx's Lua module.
 --
 -- Why Lua inside nginx: whether to answer with JSON or SSE depends on `"stream": true` in the
 -- request body, which plain nginx config cannot look at; the Lua module reads the body in C and
@@ -32,12 +33,12 @@ end
 
 function M.load(dir, interval)
   slow_interval = interval
-  for _, api in ipairs({ "openai", "anthropic", "responses" }) do
+  for _, api in ipairs({ "openai", "anthropic", "gemini", "responses" }) do
     bodies[api .. "_json"] = read_file(dir .. "/" .. api .. ".json")
     bodies[api .. "_sse"] = split_events(read_file(dir .. "/" .. api .. ".sse"))
   end
-  -- Only Chat Completions and Anthropic have slow variants (scenario e).
-  for _, api in ipairs({ "openai", "anthropic" }) do
+  -- Responses has no slow variant (scenario e runs Chat Completions and Anthropic).
+  for _, api in ipairs({ "openai", "anthropic", "gemini" }) do
     bodies[api .. "_slow_sse"] = split_events(read_file(dir .. "/" .. api .. "_slow.sse"))
   end
 end
@@ -57,6 +58,7 @@ end
 local function is_content_event(ev)
   return string.find(ev, '"delta":{"content":', 1, true) ~= nil
       or string.find(ev, '"text_delta"', 1, true) ~= nil
+      or string.find(ev, '"parts":[{"text":" word', 1, true) ~= nil
 end
 
 local function send_stream(events, slow)
@@ -70,8 +72,10 @@ local function send_stream(events, slow)
   end
 end
 
--- api: "openai", "responses" or "anthropic"; slow: true for the 10-second streams of scenario (e).
-function M.serve(api, slow)
+-- api: "openai", "responses", "anthropic" or "gemini"; slow: true for the 10-second streams of
+-- scenario (e); stream: true/false when the path says it (Gemini's streamGenerateContent), nil to read
+-- the body.
+function M.serve(api, slow, stream)
   if ngx.req.get_method() ~= "POST" then
     ngx.status = 405
     ngx.header["Content-Type"] = "application/json"
@@ -80,7 +84,8 @@ function M.serve(api, slow)
   end
   ngx.header["x-request-id"] = "req_bench_fake_upstream"
   if api == "anthropic" then ngx.header["request-id"] = "req_bench_fake_upstream" end
-  if request_wants_stream() then
+  if stream == nil then stream = request_wants_stream() else ngx.req.read_body() end
+  if stream then
     if slow then
       send_stream(bodies[api .. "_slow_sse"], true)
     else

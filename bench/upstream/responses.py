@@ -10,6 +10,9 @@ the field sets the real services include (``logprobs``, ``system_fingerprint``, 
 whole response object in created/in_progress/completed, ``obfuscation``...), because parsing cost grows
 with them.
 
+Gemini streams are separated by ``\\n\\n`` here (Google sends ``\\r\\n\\r\\n``), because the Lua code splits
+events at blank lines of that form; SSE decoders take both.
+
 The files written here are read once by the Lua code of the nginx upstream at start-up.
 """
 
@@ -207,6 +210,50 @@ def anthropic_sse(pieces: list[str] | tuple[str, ...]) -> str:
     return "".join(events)
 
 
+_GEMINI_MODEL = "gemini-3-flash-preview"
+_GEMINI_RESPONSE_ID = "BenchFakeUpstream0123456789"
+# A real Gemini 3 stream closes a text answer with an empty text part carrying a thought signature.
+_GEMINI_SIGNATURE = "EuQBCuEBAb4+9vu" + "Q0FGRUJBQkVfYmVuY2hfc2lnbmF0dXJlXw" * 8 + "=="
+
+
+def _gemini_usage(candidates: int) -> dict[str, object]:
+    return {
+        "promptTokenCount": _PROMPT_TOKENS,
+        "candidatesTokenCount": candidates,
+        "totalTokenCount": _PROMPT_TOKENS + candidates + 40,
+        "promptTokensDetails": [{"modality": "TEXT", "tokenCount": _PROMPT_TOKENS}],
+        "thoughtsTokenCount": 40,
+    }
+
+
+def _gemini_chunk(
+    parts: list[dict[str, object]], candidates: int, finish: str | None = None
+) -> dict[str, object]:
+    candidate: dict[str, object] = {"content": {"parts": parts, "role": "model"}, "index": 0}
+    if finish is not None:
+        candidate["finishReason"] = finish
+    return {
+        "candidates": [candidate],
+        "usageMetadata": _gemini_usage(candidates),
+        "modelVersion": _GEMINI_MODEL,
+        "responseId": _GEMINI_RESPONSE_ID,
+    }
+
+
+def gemini_json() -> str:
+    """A non-streaming ``generateContent`` answer (the signature on the text part, as Gemini 3 sends it)."""
+    part = {"text": ANSWER_TEXT, "thoughtSignature": _GEMINI_SIGNATURE}
+    return _dumps(_gemini_chunk([part], len(FAST_PIECES), "STOP"))
+
+
+def gemini_sse(pieces: list[str] | tuple[str, ...]) -> str:
+    """A ``streamGenerateContent?alt=sse`` stream: a chunk per text piece (usage on every one, as
+    Gemini sends it), then the signed empty part with the finish reason."""
+    events = [_gemini_chunk([{"text": p}], i + 1) for i, p in enumerate(pieces)]
+    events.append(_gemini_chunk([{"text": "", "thoughtSignature": _GEMINI_SIGNATURE}], len(pieces), "STOP"))
+    return "".join(f"data: {_dumps(e)}\n\n" for e in events)
+
+
 # --- OpenAI Responses API (a reasoning model with store: false) -------------------------------------
 
 # The reasoning summary, in the pieces the model streams it in (gpt-5-mini with summary "auto").
@@ -368,6 +415,9 @@ def write_all(directory: Path) -> None:
         "anthropic.json": anthropic_json(),
         "anthropic.sse": anthropic_sse(FAST_PIECES),
         "anthropic_slow.sse": anthropic_sse(_slow_pieces()),
+        "gemini.json": gemini_json(),
+        "gemini.sse": gemini_sse(FAST_PIECES),
+        "gemini_slow.sse": gemini_sse(_slow_pieces()),
         "responses.json": responses_json(),
         "responses.sse": responses_sse(),
     }

@@ -1,11 +1,13 @@
 """anygate: use any LLM through the Anthropic Messages API.
 
-Two faces over one core: the in-process SDK (``anygate.anthropic.messages.acreate``) and the proxy server
-(``anygate --config config.yaml``). Both run every request through :class:`anygate.gateway.Gateway`;
-``anygate.Gateway`` is that gateway with the SDK's ``messages`` surface on it.
+Two faces over one core: the in-process SDK (``anygate.Anthropic`` / ``anygate.AsyncAnthropic``, the
+official client classes whose transport is the gateway; and ``anygate.anthropic.messages.acreate``) and
+the proxy server (``anygate --config config.yaml``). Both run every request through
+:class:`anygate.gateway.Gateway`; ``anygate.Gateway`` is that gateway with the SDK's ``messages`` surface.
 
-``anygate.anthropic`` is imported on first use: it loads the official ``anthropic`` SDK (its types and
-exceptions), which the proxy itself never needs and which takes about a second to import.
+``anygate.anthropic``, ``anygate.Anthropic`` and ``anygate.AsyncAnthropic`` are imported on first use:
+they load the official ``anthropic`` SDK, which the proxy itself never needs and which takes about a
+second to import.
 """
 
 from __future__ import annotations
@@ -17,8 +19,9 @@ from anygate.sdk import Gateway
 
 if TYPE_CHECKING:
     from anygate import anthropic
+    from anygate.anthropic.client import Anthropic, AsyncAnthropic
 
-__all__ = ["Gateway", "GatewayError", "__version__", "anthropic"]
+__all__ = ["Anthropic", "AsyncAnthropic", "Gateway", "GatewayError", "__version__", "anthropic"]
 
 __version__ = "0.1.0"
 
@@ -28,4 +31,8 @@ def __getattr__(name: str) -> Any:
         import importlib
 
         return importlib.import_module("anygate.anthropic")
+    if name in ("Anthropic", "AsyncAnthropic"):
+        import importlib
+
+        return getattr(importlib.import_module("anygate.anthropic.client"), name)
     raise AttributeError(f"module 'anygate' has no attribute {name!r}")

@@ -36,6 +36,15 @@ log = logging.getLogger("anygate.config")
 ENV_PREFIX: Final = "os.environ/"
 
 # Keys anygate implements, per section.
+_COST_KEYS: Final = frozenset(
+    {
+        "input_cost_per_token",
+        "output_cost_per_token",
+        "cache_read_input_token_cost",
+        "cache_creation_input_token_cost",
+    }
+)
+"""LiteLLM's per-token prices, in ``litellm_params`` or ``model_info``: they price a deployment's spend."""
 _TOP_KEYS: Final = frozenset(
     {"model_list", "general_settings", "router_settings", "litellm_settings", "environment_variables"}
 )
@@ -55,10 +64,27 @@ _PARAM_KEYS: Final = frozenset(
         "weight",
         "organization",
         "custom_llm_provider",
+        *_COST_KEYS,
     }
 )
+_OBSERVABILITY_SWITCHES: Final = {"metrics": True, "metrics_public": False, "ui": True, "log_prompts": False}
+"""general_settings switches of :mod:`anygate.observability`, with their defaults."""
 _GENERAL_KEYS: Final = frozenset(
-    {"master_key", "max_request_size_mb", "stream_ping_interval", "stream_idle_timeout", *LIMIT_DEFAULTS}
+    {
+        "master_key",
+        "max_request_size_mb",
+        "stream_ping_interval",
+        "stream_idle_timeout",
+        "database_url",
+        "redis_url",
+        "teams",
+        "proxy_batch_write_at",
+        "disable_spend_logs",
+        "key_sync_interval",
+        "redis_key_prefix",
+        *LIMIT_DEFAULTS,
+        *_OBSERVABILITY_SWITCHES,
+    }
 )
 _ROUTER_KEYS: Final = frozenset(
     {
@@ -104,21 +130,11 @@ _LITELLM_ONLY_KEYS: Final[Mapping[str, frozenset[str]]] = {
     ),
     "litellm_params": frozenset(
         {
-            "input_cost_per_token",
-            "output_cost_per_token",
             "input_cost_per_second",
             "output_cost_per_second",
             "tags",
             "order",
             "region_name",
-            "aws_access_key_id",
-            "aws_secret_access_key",
-            "aws_region_name",
-            "aws_session_token",
-            "aws_role_name",
-            "vertex_project",
-            "vertex_location",
-            "vertex_credentials",
             "drop_params",
             "additional_drop_params",
             "use_in_pass_through",
@@ -144,12 +160,9 @@ _LITELLM_ONLY_KEYS: Final[Mapping[str, frozenset[str]]] = {
     ),
     "general_settings": frozenset(
         {
-            "database_url",
             "store_model_in_db",
             "alerting",
             "alerting_threshold",
-            "proxy_batch_write_at",
-            "disable_spend_logs",
             "disable_master_key_return",
             "master_key_required",
             "ui_access_mode",
@@ -232,6 +245,10 @@ DEFAULT_CONFIG: Final = str(resources.files("anygate") / "default_config.yaml")
 """The built-in config: the mock model as ``anthropic-claude``, master key ``sk-1234``."""
 DEFAULT_MAX_REQUEST_SIZE_MB: Final = 32.0
 DEFAULT_PING_INTERVAL: Final = 10.0
+DEFAULT_SPEND_FLUSH_INTERVAL: Final = 1.0
+DEFAULT_KEY_SYNC_INTERVAL: Final = 0.5
+DATABASE_URL_ENV: Final = "DATABASE_URL"
+REDIS_URL_ENV: Final = "REDIS_URL"
 
 
 def master_key_from_environment(env: Mapping[str, str] | None = None) -> str | None:
@@ -250,6 +267,29 @@ class GeneralSettings:
     stream_ping_interval: float = DEFAULT_PING_INTERVAL
     stream_idle_timeout: float | None = None
     limits: Limits = field(default_factory=Limits)
+    database_url: str | None = None
+    """Where keys, teams, users and spend live (``DATABASE_URL``); SQLite next to the config by default."""
+    redis_url: str | None = None
+    """Shared limits and budgets across instances (``REDIS_URL``); without it limits are per process."""
+    teams: bool | None = None
+    """Virtual keys and spend on (True) or off (False); None: on when a master key and a database (or a
+    config file to put the SQLite file beside) are there."""
+    proxy_batch_write_at: float = DEFAULT_SPEND_FLUSH_INTERVAL
+    """Seconds between spend writes: the most spend a hard kill can lose."""
+    disable_spend_logs: bool = False
+    """Keep per-key/team/user spend totals but no per-request spend rows."""
+    key_sync_interval: float = DEFAULT_KEY_SYNC_INTERVAL
+    """Seconds between checks for key, team and user changes made by other instances."""
+    redis_key_prefix: str = "anygate:"
+    """Prefix of every Redis key anygate writes (gateways sharing a Redis with other data)."""
+    metrics: bool = True
+    """Serve ``GET /metrics`` and count every request into it."""
+    metrics_public: bool = False
+    """Serve ``/metrics`` without a key (for a scraper on a trusted network)."""
+    ui: bool = True
+    """Serve the dashboard at ``/ui`` and keep the recent requests it shows."""
+    log_prompts: bool = False
+    """Write the request's system and messages into the JSON request log (debugging only)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -340,6 +380,18 @@ def parse_config(text: str, *, source: str = "<config>", env: Mapping[str, str] 
     return loader.load(raw)
 
 
+def config_from_mapping(
+    mapping: Mapping[str, Any], *, source: str = "<dict>", env: Mapping[str, str] | None = None
+) -> Config:
+    """Validate a config given as Python data in the file's format (``{"model_list": [...]}``), with the
+    same checks and ``os.environ/NAME`` references as a file."""
+    try:
+        text = yaml.safe_dump(dict(mapping), sort_keys=False)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{source}: the config holds a value that is not plain data: {exc}") from exc
+    return parse_config(text, source=source, env=env)
+
+
 class _Loader:
     def __init__(self, located: _Located, env: Mapping[str, str]) -> None:
         self.located = located
@@ -414,6 +466,15 @@ class _Loader:
         if master_key is not None and not isinstance(master_key, str):
             raise self.fail((*path, "master_key"), "must be a string")
         master_key = master_key_from_environment(self.env) or master_key
+        urls: dict[str, str | None] = {}
+        for key, variable in (("database_url", DATABASE_URL_ENV), ("redis_url", REDIS_URL_ENV)):
+            url = section.get(key) or self.env.get(variable) or None
+            if url is not None and not isinstance(url, str):
+                raise self.fail((*path, key), "must be a URL string")
+            urls[key] = url
+        for key in ("teams", "disable_spend_logs"):
+            if section.get(key) is not None and not isinstance(section[key], bool):
+                raise self.fail((*path, key), "must be true or false")
         return GeneralSettings(
             master_key=master_key or None,
             max_request_size_mb=self._number(
@@ -422,6 +483,19 @@ class _Loader:
             stream_ping_interval=self._number(section, path, "stream_ping_interval", DEFAULT_PING_INTERVAL),
             stream_idle_timeout=self._optional_number(section, path, "stream_idle_timeout"),
             limits=Limits(**{key: self._number(section, path, key, d) for key, d in LIMIT_DEFAULTS.items()}),
+            database_url=urls["database_url"],
+            redis_url=urls["redis_url"],
+            teams=section.get("teams"),
+            proxy_batch_write_at=self._number(
+                section, path, "proxy_batch_write_at", DEFAULT_SPEND_FLUSH_INTERVAL
+            ),
+            disable_spend_logs=bool(section.get("disable_spend_logs", False)),
+            key_sync_interval=self._number(section, path, "key_sync_interval", DEFAULT_KEY_SYNC_INTERVAL),
+            redis_key_prefix=str(section.get("redis_key_prefix") or "anygate:"),
+            metrics=self._flag(section, path, "metrics"),
+            metrics_public=self._flag(section, path, "metrics_public"),
+            ui=self._flag(section, path, "ui"),
+            log_prompts=self._flag(section, path, "log_prompts"),
         )
 
     def _router(self, value: object, litellm_settings: dict[str, Any]) -> RouterSettings:
@@ -477,6 +551,12 @@ class _Loader:
                     raise self.fail((*path, key, i, group), "must be a list of model group names")
                 result[str(group)] = tuple(targets)
         return result
+
+    def _flag(self, section: Mapping[str, Any], path: Path_, key: str) -> bool:
+        value = section.get(key, _OBSERVABILITY_SWITCHES[key])
+        if not isinstance(value, bool):
+            raise self.fail((*path, key), "must be true or false")
+        return value
 
     def _number(self, section: Mapping[str, Any], path: Path_, key: str, default: float) -> float:
         value = self._optional_number(section, path, key)
@@ -557,6 +637,18 @@ class _Loader:
             value = params.get(key)
             if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
                 raise self.fail((*params_path, key), "must be a non-negative integer")
+        costs: dict[str, float] = {}
+        for source, source_path in ((params, params_path), (model_info, (*path, "model_info"))):
+            for key in _COST_KEYS & source.keys():
+                value = source[key]
+                if isinstance(value, str):
+                    try:
+                        value = float(value)
+                    except ValueError:
+                        raise self.fail((*source_path, key), "must be a number (USD per token)") from None
+                if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+                    raise self.fail((*source_path, key), "must be a non-negative number (USD per token)")
+                costs[key] = float(value)
         deployment_id = str(model_info.get("id") or f"{model_name}#{i}")
         return Deployment(
             model_name=model_name,
@@ -576,6 +668,7 @@ class _Loader:
             weight=self._optional_number(params, params_path, "weight"),
             model_info=model_info,
             params=provider_params,
+            costs=costs,
         )
 
 

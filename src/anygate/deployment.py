@@ -37,6 +37,8 @@ class Deployment:
     model_info: Mapping[str, Any] = field(default_factory=dict)
     params: Mapping[str, Any] = field(default_factory=dict)
     """The ``litellm_params`` its provider owns (``ProviderSpec.param_keys``), checked at load time."""
+    costs: Mapping[str, float] = field(default_factory=dict)
+    """Per-token prices from the config (``input_cost_per_token``…), overriding the built-in table."""
 
     def with_upstream_model(self, upstream_model: str) -> Deployment:
         """A copy that sends ``upstream_model`` (a pattern deployment serving one concrete name)."""

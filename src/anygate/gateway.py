@@ -31,17 +31,27 @@ from anygate.config import Config, GeneralSettings, load_config, master_key_from
 from anygate.deployment import Deployment
 from anygate.hooks import IN_PROCESS, OPEN, AttemptRecord, Hook, Hooks, Principal, RequestRecord, Usage
 from anygate.protocol.accumulate import accumulate
-from anygate.protocol.errors import GatewayError, InternalError, UpstreamFailure, malformed_upstream
+from anygate.protocol.errors import (
+    GatewayError,
+    InternalError,
+    UpstreamError,
+    UpstreamFailure,
+    malformed_upstream,
+)
 from anygate.protocol.ids import new_request_id
 from anygate.protocol.redact import register_config_secrets
 from anygate.protocol.sse import PING_FRAME, encode_error, encode_event
 from anygate.protocol.validation import validate_count_tokens_request, validate_messages_request
-from anygate.providers.base import CallContext, LocalProvider, ProviderCall, StreamTranslator
+from anygate.providers.base import CallContext, LocalProvider, Provider, ProviderCall, StreamTranslator
 from anygate.providers.registry import SPECS, load_provider
+from anygate.providers.upstream_errors import CredentialsRejected
 from anygate.routing.names import ModelNames
 from anygate.routing.retry import Attempt, AttemptOutcome, run_routed
 from anygate.routing.router import Router
 from anygate.signing import ThinkingSigner
+from anygate.tools import NATIVE_PROVIDERS, overflow_error, server_side_edits
+from anygate.tools.context_editing import Edits, ReportingTranslator, report_in_message
+from anygate.tools.overflow import is_overflow
 from anygate.upstream import Transport, UpstreamClient, UpstreamResponse
 
 log = logging.getLogger("anygate")
@@ -50,6 +60,9 @@ DEFAULT_TIMEOUT: Final = 600.0
 """Seconds an upstream may take when nothing is configured (the official SDKs' default)."""
 DEFAULT_STREAM_IDLE_TIMEOUT: Final = 300.0
 """Seconds of upstream silence after which a stream is given up."""
+DEFAULT_MODELS_LIMIT: Final = 20
+MAX_MODELS_LIMIT: Final = 1000
+"""``GET /v1/models`` page sizes, as Anthropic's API has them."""
 CLIENT_GONE_STATUS: Final = 499
 """The status recorded for a request whose client left before its answer was complete."""
 LARGE_LOCAL_REQUEST: Final = 256
@@ -185,6 +198,10 @@ class Gateway:
                 return await self._attempt_message(deployment, request, ctx, done, record, stream=stream)
 
             response = await self._routed(request["model"], deployments, attempt, record)
+        except CredentialsRejected as exc:
+            failure = _for_principal(exc, principal)
+            self._complete(record, failure)
+            raise failure from None
         except BaseException as exc:
             self._complete(record, exc)
             raise
@@ -214,48 +231,89 @@ class Gateway:
             async def attempt(deployment: Deployment, done: AttemptOutcome) -> GatewayResponse:
                 record.deployment_id = deployment.deployment_id
                 record.provider = deployment.provider
-                tokens = await self._count_tokens(deployment, request, ctx)
+                tokens = await self._count_tokens(deployment, request, ctx, record.upstream_headers)
                 return GatewayResponse(body=orjson.dumps({"input_tokens": tokens}))
 
             response = await self._routed(request["model"], deployments, attempt, record)
+        except CredentialsRejected as exc:
+            failure = _for_principal(exc, principal)
+            self._complete(record, failure)
+            raise failure from None
         except BaseException as exc:
             self._complete(record, exc)
             raise
         self._complete(record, None)
         return response
 
-    def list_models(self) -> bytes:
+    def list_models(
+        self, *, limit: int = DEFAULT_MODELS_LIMIT, after_id: str | None = None, before_id: str | None = None
+    ) -> bytes:
         """``GET /v1/models`` in Anthropic's list format, one entry per configured model name.
 
-        ``max_input_tokens`` and ``max_tokens`` come from ``model_info`` (``max_input_tokens``,
-        ``max_output_tokens`` or ``max_tokens``) so clients learn a non-Claude model's real limits.
+        Paged as Anthropic pages: at most ``limit`` entries (1 to 1000) after ``after_id`` or before
+        ``before_id`` (ids of this list; an unknown one is a 400), with ``has_more`` and the page's
+        ``first_id`` / ``last_id``. ``max_input_tokens`` and ``max_tokens`` come from ``model_info``
+        (``max_input_tokens``, ``max_output_tokens`` or ``max_tokens``) so clients learn a non-Claude
+        model's real limits.
         """
-        created = self.started_at.isoformat().replace("+00:00", "Z")
-        data = []
-        for name in self.names.listed_names():
-            deployments = self.names.deployments(name)
-            info: Mapping[str, Any] = deployments[0].model_info if deployments else {}
-            entry: dict[str, Any] = {
-                "type": "model",
-                "id": name,
-                "display_name": str(info.get("display_name") or name),
-                "created_at": str(info.get("created_at") or created),
-            }
-            max_input = info.get("max_input_tokens")
-            max_output = info.get("max_output_tokens") or info.get("max_tokens")
-            if isinstance(max_input, int):
-                entry["max_input_tokens"] = max_input
-            if isinstance(max_output, int):
-                entry["max_tokens"] = max_output
-            data.append(entry)
+        if not 1 <= limit <= MAX_MODELS_LIMIT:
+            raise GatewayError(400, f"limit: must be between 1 and {MAX_MODELS_LIMIT}, got {limit}")
+        if after_id is not None and before_id is not None:
+            raise GatewayError(400, "after_id and before_id cannot be used together")
+        names = self.names.listed_names()
+        if after_id is not None:
+            start = _cursor_position(names, after_id, "after_id") + 1
+            page, has_more = names[start : start + limit], start + limit < len(names)
+        elif before_id is not None:
+            end = _cursor_position(names, before_id, "before_id")
+            page, has_more = names[max(end - limit, 0) : end], end - limit > 0
+        else:
+            page, has_more = names[:limit], limit < len(names)
+        data = [self.model_entry(name) for name in page]
         return orjson.dumps(
             {
                 "data": data,
-                "has_more": False,
+                "has_more": has_more,
                 "first_id": data[0]["id"] if data else None,
                 "last_id": data[-1]["id"] if data else None,
             }
         )
+
+    def models(self, model_id: str | None, query: Mapping[str, str]) -> bytes:
+        """``GET /v1/models[/{model_id}]`` with its query parameters as strings (both faces call this)."""
+        if model_id is not None:
+            return self.retrieve_model(model_id)
+        raw_limit = query.get("limit")
+        try:
+            limit = DEFAULT_MODELS_LIMIT if raw_limit is None else int(raw_limit)
+        except ValueError:
+            raise GatewayError(400, f"limit: must be an integer, got {raw_limit!r}") from None
+        return self.list_models(limit=limit, after_id=query.get("after_id"), before_id=query.get("before_id"))
+
+    def retrieve_model(self, model_id: str) -> bytes:
+        """``GET /v1/models/{model_id}``: one entry of :meth:`list_models`; 404 for a name not listed."""
+        if model_id not in self.names.listed_names():
+            raise GatewayError(404, f"model {model_id!r} is not configured on this gateway")
+        return orjson.dumps(self.model_entry(model_id))
+
+    def model_entry(self, name: str) -> dict[str, Any]:
+        """Anthropic's model object for a model name (what ``/v1/models`` lists for it)."""
+        created = self.started_at.isoformat().replace("+00:00", "Z")
+        deployments = self.names.deployments(name)
+        info: Mapping[str, Any] = deployments[0].model_info if deployments else {}
+        entry: dict[str, Any] = {
+            "type": "model",
+            "id": name,
+            "display_name": str(info.get("display_name") or name),
+            "created_at": str(info.get("created_at") or created),
+        }
+        max_input = info.get("max_input_tokens")
+        max_output = info.get("max_output_tokens") or info.get("max_tokens")
+        if isinstance(max_input, int):
+            entry["max_input_tokens"] = max_input
+        if isinstance(max_output, int):
+            entry["max_tokens"] = max_output
+        return entry
 
     def deployment_health(self) -> bytes:
         """Each deployment's state, for ``GET /health/deployments``."""
@@ -358,6 +416,28 @@ class Gateway:
                 return GatewayResponse(body=orjson.dumps(accumulate(events)), usage=usage)
             relay = self._replay(events, done, record, usage)
             return GatewayResponse(stream=ReleasingStream(relay, self._abandon(done, record)))
+        native = deployment.provider in NATIVE_PROVIDERS
+        edits: Edits | None = None
+        if not native and ("context_management" in request or "max_input_tokens" in deployment.model_info):
+            request, edits = await server_side_edits(provider, deployment, request, ctx.client_headers)
+        try:
+            return await self._call_upstream(provider, deployment, request, ctx, done, record, stream, edits)
+        except UpstreamError as exc:
+            if native or not is_overflow(exc):
+                raise
+            raise await overflow_error(exc, provider, deployment, request) from None
+
+    async def _call_upstream(
+        self,
+        provider: Provider,
+        deployment: Deployment,
+        request: dict[str, Any],
+        ctx: CallContext,
+        done: AttemptOutcome,
+        record: RequestRecord,
+        stream: bool,
+        edits: Edits | None,
+    ) -> GatewayResponse:
         call = provider.prepare(deployment, request, ctx, stream=stream)
         total, first_byte = self._timeouts(deployment)
         loop = asyncio.get_running_loop()
@@ -365,6 +445,8 @@ class Gateway:
         amendable = True
         while True:  # at most twice: a call the upstream refused may be amended once (AmendableCall)
             upstream_request = call.request
+            if record.upstream_headers:
+                upstream_request.headers.update(record.upstream_headers)
             if provider.dynamic_credentials:
                 await provider.authorize(deployment, upstream_request)
             if deadline is None:
@@ -377,6 +459,9 @@ class Gateway:
                         answer = call.parse_response(body)
                     except ValueError as exc:
                         raise malformed_upstream("response", exc) from None
+                    if edits is not None:
+                        body = report_in_message(answer.body, edits)
+                        return GatewayResponse(body=body, usage=answer.usage)
                     return GatewayResponse(body=answer.body, usage=answer.usage)
             else:
                 response = await self.upstream.send(upstream_request, timeout=left)
@@ -389,7 +474,9 @@ class Gateway:
                 raise provider.map_error(status, headers, body)
             log.info("request %s: the upstream refused the call; retrying it amended", record.request_id)
             call, amendable = amended, False
-        translator = call.stream_translator()
+        translator: StreamTranslator = call.stream_translator()
+        if edits is not None:
+            translator = ReportingTranslator(translator, edits)
         try:
             first = await self._first_bytes(response, translator, max(deadline - loop.time(), 0.001))
         except BaseException:
@@ -509,7 +596,9 @@ class Gateway:
             done(None)
             self._complete(record, None, usage, client_gone=not completed)
 
-    async def _count_tokens(self, deployment: Deployment, request: dict[str, Any], ctx: CallContext) -> int:
+    async def _count_tokens(
+        self, deployment: Deployment, request: dict[str, Any], ctx: CallContext, extra_headers: dict[str, str]
+    ) -> int:
         if deployment.provider not in self._warm:
             await self._warm_up_off_loop(deployment.provider)
         provider = load_provider(deployment.provider)
@@ -520,6 +609,8 @@ class Gateway:
         if call is None:
             return await asyncio.to_thread(provider.count_tokens_locally, deployment, request)
         upstream_request = call.request
+        if extra_headers:
+            upstream_request.headers.update(extra_headers)
         if provider.dynamic_credentials:
             await provider.authorize(deployment, upstream_request)
         total, _ = self._timeouts(deployment)
@@ -537,6 +628,19 @@ def _amended(call: object, status: int, body: bytes) -> ProviderCall | None:
     (``ProviderCall.amend``, optional), or None."""
     amend = getattr(call, "amend", None)
     return amend(status, body) if amend is not None else None
+
+
+def _for_principal(exc: CredentialsRejected, principal: Principal) -> GatewayError:
+    """An upstream's refusal of the key, as the caller should see it: an in-process caller owns the key
+    (it passed or configured it), a proxy client does not (see :class:`CredentialsRejected`)."""
+    return exc.for_key_owner() if principal.kind == IN_PROCESS.kind else exc
+
+
+def _cursor_position(names: list[str], cursor: str, field: str) -> int:
+    try:
+        return names.index(cursor)
+    except ValueError:
+        raise GatewayError(400, f"{field}: no model with id {cursor!r} on this gateway") from None
 
 
 def _warm_up(provider: object) -> None:

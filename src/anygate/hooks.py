@@ -151,6 +151,9 @@ class RequestRecord:
     outcome: Outcome | None = None
     context: dict[str, Any] = field(default_factory=dict)
     """Scratch space for hooks (a span, a reservation id…), keyed by the hook's own name."""
+    upstream_headers: dict[str, str] = field(default_factory=dict)
+    """Headers hooks want on every upstream request of this request (trace context, set in ``admit``);
+    the gateway adds them after the provider prepared the request, so no provider knows of them."""
 
     @property
     def latency(self) -> float | None:

@@ -11,6 +11,9 @@ proxy has exactly one loop; SDK users may call from several (``asyncio.run`` mor
 closes itself when its loop shuts down (``asyncio.run`` finalizes async generators on exit), so SDK users
 who never call ``aclose`` leak no connections and see no "unclosed session" warnings.
 
+URLs are sent exactly as providers build them (already percent-encoded): AWS signs the encoded path, so
+re-normalising ``%3A`` to ``:`` on the way out would break every signature of a model id with a colon.
+
 Redirects are never followed: an upstream that answers 3xx would otherwise receive the client's whole
 prompt again at another host, with the gateway's credentials. The answer is an error instead.
 """
@@ -27,6 +30,7 @@ from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Final, Protocol
 
 import aiohttp
+import yarl
 
 from anygate.protocol.errors import GatewayError, UpstreamFailure, UpstreamUnreachable
 from anygate.providers.base import UpstreamRequest
@@ -186,7 +190,7 @@ class AiohttpTransport:
             session = await self._session()
             response = await session.request(
                 request.method,
-                request.url,
+                yarl.URL(request.url, encoded=True),  # sent verbatim: a signature covers the exact path
                 headers=request.headers,
                 data=request.body,
                 allow_redirects=False,

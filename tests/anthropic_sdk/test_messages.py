@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import threading
 from pathlib import Path
 
 import anthropic
@@ -168,7 +169,13 @@ def test_asyncio_run_leaves_no_open_connections(upstream: FakeUpstream) -> None:
             api_base=upstream.url,
         )
 
-    assert asyncio.run(main()).id == asyncio.run(main()).id == "msg_01sdk"
+    # In a thread of its own, as a script's main thread would be: asyncio.run there replaces no event loop
+    # that the test runner left in this thread (whose collection would be reported here instead).
+    ids: list[str] = []
+    worker = threading.Thread(target=lambda: ids.extend(asyncio.run(main()).id for _ in range(2)))
+    worker.start()
+    worker.join(30)
+    assert ids == ["msg_01sdk", "msg_01sdk"]
     gc.collect()
 
 
@@ -204,7 +211,8 @@ async def test_rate_limit_raises_rate_limit_error(upstream: FakeUpstream) -> Non
         (413, "request_too_large", anthropic.RequestTooLargeError, 413),
         (529, "overloaded_error", anthropic.OverloadedError, 529),
         (500, "api_error", anthropic.InternalServerError, 500),
-        (401, "authentication_error", anthropic.InternalServerError, 500),
+        (401, "authentication_error", anthropic.AuthenticationError, 401),  # the caller's own key
+        (403, "permission_error", anthropic.PermissionDeniedError, 403),
     ],
 )
 def test_upstream_errors_raise_the_sdk_exception_for_their_status(

@@ -16,14 +16,14 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import uvicorn
 
 from anygate.config import Config, parse_config
 from anygate.hooks import Hook
-from anygate.server.app import create_app
+from anygate.server.app import Route, create_app
 from anygate.server.runtime import server_options
 
 SLOW_CALLBACK_SECONDS = float(os.environ.get("ANYGATE_SLOW_CALLBACK", "0.1"))
@@ -127,9 +127,11 @@ def free_port() -> int:
 class GatewayServer:
     """Serves a config the way ``anygate --config`` does (uvloop, httptools), for the tests' clients."""
 
-    def __init__(self, config: Config | str, *, hooks: Sequence[Hook] = ()) -> None:
+    def __init__(
+        self, config: Config | str, *, hooks: Sequence[Hook] = (), routes: Mapping[str, Route] | None = None
+    ) -> None:
         self.config = parse_config(config) if isinstance(config, str) else config
-        self.app = create_app(self.config, hooks=hooks)
+        self.app = create_app(self.config, hooks=hooks, routes=routes)
         self.port = free_port()
         self._capture = _LoopCapture(self.app)
         self._server = uvicorn.Server(

@@ -26,6 +26,8 @@ class Received:
     query: str
     headers: dict[str, str]
     body: bytes
+    raw_path: str = ""
+    """The path exactly as sent (percent-encoded); ``path`` is decoded."""
 
     def json(self) -> Any:
         return orjson.loads(self.body)
@@ -74,6 +76,7 @@ class FakeUpstream:
         self.received: list[Received] = []
         self.cancelled: list[str] = []
         self._scripts: dict[str, list[Answer] | Handler] = {}
+        self._fallback: Handler | None = None
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._runner: web.AppRunner | None = None
@@ -91,11 +94,16 @@ class FakeUpstream:
         """Answer requests to ``path`` with whatever ``handler`` decides."""
         self._scripts[path] = handler
 
+    def handle_all(self, handler: Handler) -> None:
+        """Answer requests to every path not scripted otherwise with ``handler``."""
+        self._fallback = handler
+
     def reset(self) -> None:
         """Forget what was received and scripted (a module-scoped fake serves test after test)."""
         self.received.clear()
         self.cancelled.clear()
         self._scripts.clear()
+        self._fallback = None
 
     def requests_to(self, path: str) -> list[Received]:
         return [r for r in self.received if r.path == path]
@@ -128,6 +136,8 @@ class FakeUpstream:
 
     def _next_answer(self, received: Received) -> Answer:
         script = self._scripts.get(received.path)
+        if script is None and self._fallback is not None:
+            return self._fallback(received)
         if script is None:
             return Json({"error": {"message": f"fake upstream: no script for {received.path}"}}, status=404)
         if callable(script):
@@ -141,6 +151,7 @@ class FakeUpstream:
             request.query_string,
             {k.lower(): v for k, v in request.headers.items()},
             await request.read(),
+            request.raw_path.partition("?")[0],
         )
         self.received.append(received)
         answer = self._next_answer(received)

@@ -3,6 +3,7 @@ makes the mock fail (it reads client-written JSON schemas)."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import anthropic
@@ -95,3 +96,65 @@ def test_schema_nested_beyond_what_json_writers_take_is_a_400() -> None:
 def test_example_arrays_stay_small() -> None:
     assert len(example_for_schema({"type": "array", "minItems": 10**12})) == MAX_EXAMPLE_ITEMS
     assert example_for_schema({"enum": [None]}) is None
+
+
+# --- the last user turn, Claude Code's shape, and structured outputs -----------------------------------
+
+READ_TOOL = {
+    "name": "Read",
+    "input_schema": {
+        "type": "object",
+        "properties": {"file_path": {"type": "string"}},
+        "required": ["file_path"],
+    },
+}
+
+
+def test_the_mock_answers_the_last_user_turn_past_system_entries_and_reminders() -> None:
+    """Claude Code's messages end with a ``system`` entry, and its user turns carry reminder blocks."""
+    message = anygate.anthropic.messages.create(
+        model="mock/demo",
+        max_tokens=200,
+        tools=[READ_TOOL, {"name": "Bash", "input_schema": {"type": "object"}}],
+        messages=[
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "<system-reminder>Bash is available too</system-reminder>"},
+                    {"type": "text", "text": "Use the Read tool on notes.txt"},
+                ],
+            },
+            {"role": "system", "content": "environment: linux, cwd /tmp"},
+        ],
+    )
+    assert message.stop_reason == "tool_use"
+    block = message.content[0]
+    assert block.type == "tool_use" and block.name == "Read" and set(block.input) == {"file_path"}
+
+
+def test_the_mock_writes_json_that_fits_output_config_format() -> None:
+    schema = {
+        "type": "object",
+        "properties": {
+            "when": {"type": "string", "format": "date-time"},
+            "owner": {"$ref": "#/$defs/Person"},
+            "tags": {"type": "array", "items": {"type": "string"}},
+        },
+        "required": ["when", "owner", "tags"],
+        "additionalProperties": False,
+        "$defs": {
+            "Person": {
+                "type": "object",
+                "properties": {"name": {"type": "string"}, "email": {"type": "string", "format": "email"}},
+                "required": ["name", "email"],
+            }
+        },
+    }
+    message = anygate.anthropic.messages.create(
+        model="mock/demo",
+        max_tokens=300,
+        messages=[{"role": "user", "content": "Fill it in"}],
+        output_config={"format": {"type": "json_schema", "schema": schema}},
+    )
+    text = message.content[0].text  # type: ignore[union-attr]
+    jsonschema.validate(json.loads(text), schema, format_checker=jsonschema.FormatChecker())

@@ -13,11 +13,13 @@ import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from typing import Any
 
+import looptime
 import orjson
 import pytest
 
 from anygate.config import parse_config
 from anygate.gateway import Gateway, GatewayResponse
+from anygate.hooks import MASTER
 from anygate.protocol.errors import GatewayError
 from anygate.providers.base import UpstreamRequest
 from anygate.routing.retry import BACKOFF_BASE, BACKOFF_MAX
@@ -35,6 +37,16 @@ JITTER_SEED = 7
 """Seeds the backoff jitter of retries."""
 
 Handler = Callable[[UpstreamRequest], MockResponse | Awaitable[MockResponse]]
+
+
+@pytest.fixture
+async def virtual_time() -> AsyncIterator[None]:
+    """The test's event loop on virtual time: sleeps, timeouts and ``loop.time()`` advance instantly when
+    nothing else is ready. Used through ``looptime``'s API rather than its pytest plugin, which would
+    create an event loop in every other test too."""
+    looptime.patch_event_loop(asyncio.get_running_loop(), _enabled=False)  # type: ignore[arg-type]
+    with looptime.enabled(strict=True):
+        yield
 
 
 def body(model: str = "m", *, stream: bool = False, **extra: object) -> dict[str, Any]:
@@ -162,7 +174,7 @@ async def gateway_for(upstreams: Upstreams) -> AsyncIterator[Callable[[str], Gat
 async def answer(gateway: Gateway, request: dict[str, Any] | None = None) -> GatewayResponse:
     """One request through the gateway, as the proxy makes it."""
     return await gateway.create_message(
-        request or body(), headers={"x-api-key": MASTER_KEY}, request_id="req_test"
+        request or body(), headers={"x-api-key": MASTER_KEY}, request_id="req_test", principal=MASTER
     )
 
 

@@ -39,7 +39,7 @@ from tests.routing.conftest import (
     text_of,
 )
 
-pytestmark = pytest.mark.looptime
+pytestmark = pytest.mark.usefixtures("virtual_time")
 
 GatewayFor = Callable[[str], Gateway]
 

@@ -38,7 +38,7 @@ from tests.routing.conftest import (
     text_of,
 )
 
-pytestmark = pytest.mark.looptime
+pytestmark = pytest.mark.usefixtures("virtual_time")
 
 GatewayFor = Callable[[str], Gateway]
 ONLY = mock_base("only")
@@ -303,7 +303,7 @@ async def test_nothing_is_retried_after_the_first_byte(upstreams: Upstreams, gat
     gateway = gateway_for(single())
     response = await answer(gateway, body(stream=True))
     content = await read_stream(response)
-    assert content.startswith(frames[0])
+    assert content.startswith(b"event: message_start\n") and frames[1] in content  # the start names "m"
     tail = content.rstrip().rsplit(b"\n\n", 1)[-1]
     assert tail.startswith(b"event: error\n") and b'"api_error"' in tail
     assert b"event: message_stop" not in content

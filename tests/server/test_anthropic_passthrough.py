@@ -29,6 +29,8 @@ MESSAGE = {
     "usage": {"input_tokens": 12, "output_tokens": 4},
 }
 MESSAGE_BYTES = orjson.dumps(MESSAGE)
+ANSWERED_BYTES = orjson.dumps({**MESSAGE, "model": "claude-up"})
+"""The answer as the client gets it: ``model`` is the name it asked for, not the upstream's id."""
 RECORDED_STREAMS = sorted(RECORDINGS.glob("anthropic/*.sse"))
 HELLO = [{"role": "user", "content": "Hello"}]
 CLIENT_HEADERS = {
@@ -105,7 +107,7 @@ def test_body_is_forwarded_with_only_the_model_rewritten(
     }
     response = send(gateway.url, "POST", "/v1/messages", body, CLIENT_HEADERS)
     assert response.status == 200
-    assert response.body == MESSAGE_BYTES
+    assert response.body == ANSWERED_BYTES
     assert response.headers["request-id"].startswith("req_")
     _assert_forwarded_headers_only(_only_request(upstream))
     assert upstream.received[0].json() == {**body, "model": UPSTREAM_MODEL}
@@ -197,6 +199,16 @@ def _splits(data: bytes, how: str) -> list[bytes]:
     return [data[:1], data[1:2], data[2:]]
 
 
+def with_requested_model(stream: bytes, model: str = "claude-up") -> bytes:
+    """A recorded stream as the client gets it: the ``message_start`` frame names the requested model;
+    every other byte is the upstream's."""
+    begin = stream.index(b"event: message_start")
+    end = stream.index(b"\n\n", begin) + 2
+    data = orjson.loads(stream[begin:end].split(b"data: ", 1)[1])
+    data["message"]["model"] = model
+    return stream[:begin] + b"event: message_start\ndata: " + orjson.dumps(data) + b"\n\n" + stream[end:]
+
+
 @pytest.mark.parametrize("how", ["whole", "lines", "7-bytes", "1-byte-then-big"])
 @pytest.mark.parametrize("recording", RECORDED_STREAMS, ids=lambda p: p.stem)
 def test_stream_is_relayed_byte_for_byte(
@@ -209,7 +221,7 @@ def test_stream_is_relayed_byte_for_byte(
     assert response.status == 200
     assert response.headers["content-type"].startswith("text/event-stream")
     assert response.headers["request-id"].startswith("req_")
-    assert response.body == recorded
+    assert response.body == with_requested_model(recorded)
     _assert_forwarded_headers_only(_only_request(upstream))
     assert upstream.received[0].json() == {**body, "model": UPSTREAM_MODEL}
 
@@ -238,7 +250,7 @@ def test_stream_ending_before_message_stop_ends_with_an_error_event(
     response = send(gateway.url, "POST", "/v1/messages", body, CLIENT_HEADERS)
     assert response.status == 200
     relayed, _, last = response.body.rpartition(b"event: error\n")
-    assert relayed == b"".join(frames)
+    assert relayed == with_requested_model(b"".join(frames))
     assert last.startswith(b"data: ") and last.endswith(b"\n\n")
     error = orjson.loads(last[len(b"data: ") :])
     assert error["type"] == "error" and error["error"]["type"] == "api_error"

@@ -7,11 +7,8 @@ official SDK's exception classes, so ``except anthropic.RateLimitError`` works t
 
 from __future__ import annotations
 
-import asyncio
 import json
-import threading
 from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
-from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import anthropic
@@ -21,9 +18,16 @@ import pydantic
 from anthropic._models import construct_type  # the official client's own response constructor
 from anthropic.types import Message, MessageTokensCount, RawMessageStreamEvent
 
-from anygate.config import deployment_for_model
+from anygate.anthropic.deployments import in_process_deployment
+from anygate.anthropic.runner import LoopRunner
 from anygate.gateway import Gateway, GatewayResponse
-from anygate.protocol.errors import ERROR_TYPE_TO_STATUS, GatewayError, client_fault, error_body
+from anygate.protocol.errors import (
+    ERROR_TYPE_TO_STATUS,
+    GatewayError,
+    UpstreamUnreachable,
+    client_fault,
+    error_body,
+)
 from anygate.protocol.ids import new_request_id
 from anygate.protocol.sse import SSEDecoder
 
@@ -64,8 +68,13 @@ _SDK_ONLY_KEYS: Final = frozenset(
 """Keyword arguments that configure the call rather than form the request body."""
 
 
-def to_sdk_error(error: GatewayError, request_id: str) -> anthropic.APIStatusError:
-    """The official SDK's exception for a gateway error, carrying Anthropic's error body."""
+def to_sdk_error(error: GatewayError, request_id: str) -> anthropic.APIError:
+    """The official SDK's exception for a gateway error, carrying Anthropic's error body (an
+    unreachable upstream is ``APIConnectionError``, as the official client raises for a dead host)."""
+    if isinstance(error, UpstreamUnreachable):
+        return anthropic.APIConnectionError(
+            message=error.message, request=httpx2.Request("POST", _GATEWAY_URL)
+        )
     body = orjson.loads(error_body(error.error_type, error.message, request_id))
     response = httpx2.Response(
         error.status,
@@ -79,28 +88,8 @@ def to_sdk_error(error: GatewayError, request_id: str) -> anthropic.APIStatusErr
     return cls(error.message, response=response, body=body)
 
 
-class _LoopThread:
-    """A private event loop on a daemon thread, so the synchronous API can drive the async gateway
-    (and its pooled connections) from any thread, including one that already runs a loop."""
-
-    def __init__(self) -> None:
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._lock = threading.Lock()
-
-    def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
-        future: Future[T] = asyncio.run_coroutine_threadsafe(coroutine, self._running_loop())
-        return future.result()
-
-    def _running_loop(self) -> asyncio.AbstractEventLoop:
-        with self._lock:
-            if self._loop is None:
-                loop = asyncio.new_event_loop()
-                threading.Thread(target=loop.run_forever, name="anygate-sync", daemon=True).start()
-                self._loop = loop
-            return self._loop
-
-
-_SYNC = _LoopThread()
+_SYNC = LoopRunner("anygate-messages")
+"""The loop thread of the module-level synchronous API (``messages.create``); it ends at exit."""
 
 
 def run_sync(coroutine: Coroutine[Any, Any, T]) -> T:
@@ -244,7 +233,7 @@ class Messages:
             if not isinstance(model, str) or not model:
                 raise to_sdk_error(GatewayError(400, "model: Field required"), "req_local")
             explicit = [
-                deployment_for_model(
+                in_process_deployment(
                     model,
                     api_key=kwargs.get("api_key"),
                     api_base=kwargs.get("api_base"),

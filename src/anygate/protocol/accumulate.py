@@ -82,6 +82,8 @@ class MessageAccumulator:
             for key, value in (event.get("usage") or {}).items():
                 if value is not None:
                     message.setdefault("usage", {})[key] = value
+            if event.get("context_management") is not None:
+                message["context_management"] = event["context_management"]
         elif kind == "message_stop":
             if self._open_index is not None:
                 raise StreamOrderError("message_stop while a block is open")

@@ -59,6 +59,7 @@ STATUS_REPLACEMENTS: Final[Mapping[int, int]] = {503: 529, 408: 504, 422: 400}
 SAFE_HEADER_VALUES: Final[Mapping[str, re.Pattern[str]]] = {
     "retry-after": re.compile(r"\d{1,9}"),
     "retry-after-ms": re.compile(r"\d{1,12}(?:\.\d{1,6})?"),
+    "x-should-retry": re.compile(r"true|false"),
 }
 """Headers an error may pass on to the client, each with the only values it may carry (an upstream's
 header is relayed only when it is well formed: anything else could not even be encoded)."""

@@ -1,7 +1,10 @@
 """Anthropic passthrough: the request goes upstream as the client sent it, with only ``model`` rewritten.
 
-Responses and streams come back byte for byte; a copy of the stream is decoded only far enough to read
-usage and to notice a stream that ends without ``message_stop``. The one change to a request body: thinking
+Responses and streams come back as they came, except ``model``, which names what the client asked for (as
+every translated answer does): a JSON answer is parsed once anyway and re-serialized only when its model
+differs; in a stream only the ``message_start`` frame is rewritten, every other byte is relayed as it
+arrived. A copy of the stream is decoded only far enough to read usage and to notice a stream that ends
+without ``message_stop``. The one change to a request body: thinking
 blocks that anygate itself made from another provider's reasoning are dropped, because Anthropic rejects
 signatures it did not issue (genuine Anthropic signatures are never touched).
 """
@@ -18,7 +21,7 @@ from anygate.deployment import Deployment
 from anygate.hooks import Usage
 from anygate.protocol.errors import GatewayError, UpstreamFailure, upstream_error
 from anygate.protocol.redact import mask_secrets_bytes
-from anygate.protocol.sse import SSEDecoder
+from anygate.protocol.sse import SSEDecoder, encode_event
 from anygate.providers.base import Answer, CallContext, StaticCredentials, UpstreamRequest
 from anygate.providers.upstream_errors import credentials_rejected, retry_headers
 from anygate.signing import is_gateway_signature
@@ -39,7 +42,7 @@ def _endpoint(api_base: str | None, path: str) -> str:
     return base + path
 
 
-def _strip_gateway_thinking(request: dict[str, Any]) -> dict[str, Any]:
+def strip_gateway_thinking(request: dict[str, Any]) -> dict[str, Any]:
     """The request without thinking blocks signed by a gateway (copies only what changes).
 
     An assistant message left with no content is dropped: Anthropic rejects empty content, and it joins
@@ -91,7 +94,7 @@ class AnthropicProvider(StaticCredentials):
     def _request(
         self, deployment: Deployment, request: dict[str, Any], ctx: CallContext, path: str
     ) -> UpstreamRequest:
-        body = orjson.dumps({**_strip_gateway_thinking(request), "model": deployment.upstream_model})
+        body = orjson.dumps({**strip_gateway_thinking(request), "model": deployment.upstream_model})
         return UpstreamRequest(
             "POST", _endpoint(deployment.api_base, path), self._headers(deployment, ctx), body
         )
@@ -99,7 +102,7 @@ class AnthropicProvider(StaticCredentials):
     def prepare(
         self, deployment: Deployment, request: dict[str, Any], ctx: CallContext, *, stream: bool
     ) -> PassthroughCall:
-        return PassthroughCall(self._request(deployment, request, ctx, "/messages"))
+        return PassthroughCall(self._request(deployment, request, ctx, "/messages"), ctx.requested_model)
 
     def map_error(self, status: int, headers: Mapping[str, str], body: bytes) -> GatewayError:
         if status in (401, 403):
@@ -130,17 +133,23 @@ class PassthroughCall:
     """A Messages request sent as it came; the answer is relayed as it comes."""
 
     request: UpstreamRequest
+    model: str
+    """The model name the client asked for, which the answer reports."""
 
     def parse_response(self, body: bytes) -> Answer:
-        """The upstream's bytes unchanged, once checked to be a Message (a truncated or non-JSON body
-        from a misbehaving proxy in between is a retryable upstream failure, not an answer)."""
+        """The upstream's bytes, once checked to be a Message (a truncated or non-JSON body from a
+        misbehaving proxy in between is a retryable upstream failure, not an answer), with ``model``
+        set to the name the client asked for (re-serialized only when it differs)."""
         parsed = orjson.loads(body)
         if not isinstance(parsed, dict) or parsed.get("type") != "message":
             raise ValueError("not an Anthropic Message")
+        if parsed.get("model") != self.model:
+            parsed["model"] = self.model
+            body = orjson.dumps(parsed)
         return Answer(body, Usage.from_anthropic(parsed.get("usage")))
 
     def stream_translator(self) -> PassthroughStream:
-        return PassthroughStream()
+        return PassthroughStream(self.model)
 
 
 @dataclass(slots=True)
@@ -157,17 +166,52 @@ class CountTokensCall:
         return tokens
 
 
-class PassthroughStream:
-    """Relays an Anthropic stream unchanged while watching it for usage and a proper end."""
+class StreamWatch:
+    """Usage and the end of an Anthropic event stream, observed as the events pass (the passthrough and
+    Claude on Bedrock relay Anthropic events and watch them the same way)."""
 
-    __slots__ = ("_decoder", "_ended", "_failed", "_pending", "usage")
+    __slots__ = ("ended", "failed", "usage")
+
+    WATCHED: Final = frozenset({"message_start", "message_delta"})
+    """Events whose payload the watch reads; others need not be parsed."""
 
     def __init__(self) -> None:
-        self._decoder = SSEDecoder()
-        self._ended = False
-        self._failed = False
-        self._pending = b""
+        self.ended = False
+        self.failed = False
+        """The upstream sent an ``error`` event (its text may echo a key: relayed bytes are masked)."""
         self.usage = Usage()
+
+    def observe(self, event: str | None, payload: object) -> None:
+        """One event: its type and (for :data:`WATCHED` events) its parsed JSON payload."""
+        if event in ("message_stop", "error"):
+            self.ended = True
+            self.failed = event == "error"
+        elif event in self.WATCHED:
+            if not isinstance(payload, dict):
+                raise ValueError(f"{event} is not a JSON object")
+            carrier = payload.get("message") if event == "message_start" else payload
+            if isinstance(carrier, dict):
+                self.usage.update(carrier.get("usage"))
+
+
+class PassthroughStream:
+    """Relays an Anthropic stream unchanged while watching it for usage and a proper end; only the
+    ``model`` of its ``message_start`` frame is set to the name the client asked for."""
+
+    __slots__ = ("_decoder", "_model", "_pending", "_start_frame", "_watch")
+
+    def __init__(self, model: str | None = None) -> None:
+        self._decoder = SSEDecoder()
+        self._watch = StreamWatch()
+        self._model = model
+        """The name to report; None once the ``message_start`` frame went out (or needs no change)."""
+        self._pending = b""
+        self._start_frame: bytes | None = None
+        """The rewritten ``message_start`` frame, between reading it and relaying it."""
+
+    @property
+    def usage(self) -> Usage:
+        return self._watch.usage
 
     def feed(self, chunk: bytes) -> bytes:
         """Relay everything up to the last complete frame; hold back only a trailing partial frame, so
@@ -182,28 +226,43 @@ class PassthroughStream:
             return b""
         self._pending = data[cut:]
         out = data[:cut] if self._pending else data
-        return mask_secrets_bytes(out) if self._failed else out  # an error frame may echo a key
+        if self._start_frame is not None:
+            out = self._rewrite_start(out)
+        return mask_secrets_bytes(out) if self._watch.failed else out  # an error frame may echo a key
+
+    def _rewrite_start(self, out: bytes) -> bytes:
+        """``out`` with its ``message_start`` frame replaced by :attr:`_start_frame` (the frame is whole
+        in ``out``: only complete frames are relayed)."""
+        begin = out.find(b"event: message_start")
+        if begin < 0:
+            begin = out.find(b"event:message_start")
+        if begin < 0:  # a frame without an event line: leave it
+            self._start_frame = None
+            return out
+        ends = [i for i in (out.find(b"\n\n", begin), out.find(b"\r\n\r\n", begin)) if i >= 0]
+        end = min(ends)
+        end += 4 if out.startswith(b"\r\n\r\n", end) else 2
+        frame, self._start_frame = self._start_frame or b"", None
+        return out[:begin] + frame + out[end:]
 
     def finish(self) -> bytes:
         for frame in self._decoder.flush():
             self._observe(frame.event, frame.data)
         tail, self._pending = self._pending, b""
-        if self._failed:
+        if self._watch.failed:
             tail = mask_secrets_bytes(tail)
-        if not self._ended:
+        if not self._watch.ended:
             raise UpstreamFailure(
                 502, "the upstream stream ended before message_stop", error_type="api_error"
             )
         return tail
 
     def _observe(self, event: str | None, data: str) -> None:
-        if event in ("message_stop", "error"):
-            self._ended = True
-            self._failed = event == "error"
-        elif event == "message_start" or event == "message_delta":
-            payload = orjson.loads(data)
-            if not isinstance(payload, dict):
-                raise ValueError(f"{event} is not a JSON object")
-            carrier = payload.get("message") if event == "message_start" else payload
-            if isinstance(carrier, dict):
-                self.usage.update(carrier.get("usage"))
+        payload = orjson.loads(data) if event in StreamWatch.WATCHED else None
+        self._watch.observe(event, payload)
+        if event == "message_start" and self._model is not None and isinstance(payload, dict):
+            carrier = payload.get("message")
+            if isinstance(carrier, dict) and carrier.get("model") != self._model:
+                carrier["model"] = self._model
+                self._start_frame = encode_event(payload)
+            self._model = None

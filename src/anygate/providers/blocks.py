@@ -31,9 +31,10 @@ F = TypeVar("F")
 F_co = TypeVar("F_co", covariant=True)
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class _Part:
-    """One upstream part being assembled (a text run, a reasoning run, or a tool call)."""
+    """One upstream part being assembled (a text run, a reasoning run, or a tool call). Parts compare by
+    identity: two identical parallel calls are two parts."""
 
     kind: str  # "text", "thinking", "redacted_thinking" or "tool_use"
     chunks: list[str] = field(default_factory=list)
@@ -113,9 +114,23 @@ class BlockStream:
         """A fragment of visible text."""
         self._prose("text", text)
 
-    def thinking(self, text: str) -> None:
-        """A fragment of reasoning, shown as a thinking block."""
-        self._prose("thinking", text)
+    def thinking(self, text: str, *, signature: str | None = None) -> None:
+        """A fragment of reasoning, shown as a thinking block.
+
+        ``signature`` (sealed upstream state) ends the block with that signature instead of the signer's
+        mark; reasoning that follows opens a new block. With a signature the text may be empty: the block
+        then only carries the state (an upstream part's signature that has no Anthropic field of its own).
+        """
+        if signature is None:
+            self._prose("thinking", text)
+            return
+        part = self._open_thinking()
+        if text:
+            part.chunks.append(text)
+            if part is self._live:
+                self._delta(part, {"type": "thinking_delta", "thinking": text})
+        part.signature = signature
+        part.ended = True
 
     def end_thinking(self, signature: str) -> None:
         """The upstream's current reasoning item is complete: its thinking block gets ``signature``
@@ -222,6 +237,20 @@ class BlockStream:
         delta_key = "text" if kind == "text" else "thinking"
         self._delta(live, {"type": f"{delta_key}_delta", delta_key: text})
 
+    def _open_thinking(self) -> _Part:
+        """The unsigned thinking block being assembled (live or held back), or a new one."""
+        if self._tool_opened:
+            last = self._deferred[-1] if self._deferred else None
+            if last is None or last.kind != "thinking" or last.ended:
+                last = _Part("thinking")
+                self._deferred.append(last)
+            return last
+        live = self._live
+        if live is None or live.kind != "thinking" or live.ended:
+            live = _Part("thinking")
+            self._open(live)
+        return live
+
     def _open(self, part: _Part) -> None:
         self._close_live()
         part.index = self._next_index
@@ -265,7 +294,8 @@ class BlockStream:
                 self._delta(part, {"type": "input_json_delta", "partial_json": arguments})
             part.chunks = []  # the repaired text is final; nothing left for _close_live to complete
         elif part.kind == "thinking":
-            self._delta(part, {"type": "thinking_delta", "thinking": content})
+            if content:
+                self._delta(part, {"type": "thinking_delta", "thinking": content})
         elif part.kind == "redacted_thinking":
             pass  # whole in its content_block_start
         else:

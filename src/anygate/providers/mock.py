@@ -4,10 +4,15 @@ It backs the quickstart, the examples and many tests, so it behaves like a real 
 matter to a client: realistic usage, ``max_tokens`` and ``stop_sequences`` honoured, thinking when asked,
 and a tool turn.
 
+It answers the last turn of the conversation, skipping ``system`` entries inside ``messages`` (Claude
+Code ends its messages with one) and, in a user turn, Claude Code's ``<system-reminder>`` text blocks,
+which are context rather than what the user said.
+
 Tool trigger: when the request has tools and either ``tool_choice`` forces one (``any`` or ``tool``) or
-the last user message mentions a tool by its exact name, the answer is a ``tool_use`` block for that tool
+the last user turn mentions a tool by its exact name, the answer is a ``tool_use`` block for that tool
 whose input fits the tool's ``input_schema``. A user turn carrying ``tool_result`` blocks is answered with
-text that reports the results.
+text that reports the results. With ``output_config.format`` (a JSON schema) the text is a JSON value
+valid against that schema, so structured-output helpers (``messages.parse``) work on the mock.
 """
 
 from __future__ import annotations
@@ -29,17 +34,58 @@ JOKE: Final = "Why don't scientists trust atoms? Because they make up everything
 _WORDS: Final = re.compile(r"\S+\s*")
 
 
+SYSTEM_REMINDER: Final = "<system-reminder>"
+"""How Claude Code opens the context blocks it adds to a user turn."""
+
+
 def _user_text(message: dict[str, Any]) -> str:
+    """What the user wrote in a turn: its text blocks, without Claude Code's system reminders."""
     content = message.get("content")
     if isinstance(content, str):
         return content
     if not isinstance(content, list):
         return ""
     return " ".join(
-        str(block.get("text", ""))
+        text
         for block in content
-        if isinstance(block, dict) and block.get("type") == "text"
+        if isinstance(block, dict)
+        and block.get("type") == "text"
+        and not (text := str(block.get("text", ""))).lstrip().startswith(SYSTEM_REMINDER)
     )
+
+
+def last_turn(messages: list[dict[str, Any]]) -> dict[str, Any]:
+    """The turn to answer: the last message that is not a ``system`` entry."""
+    return next((m for m in reversed(messages) if m.get("role") != "system"), messages[-1])
+
+
+def named_tool(tools: list[dict[str, Any]], text: str) -> dict[str, Any] | None:
+    """The first of ``tools`` whose name ``text`` mentions as a whole word, in one pass over the text.
+
+    A name made of word characters is mentioned exactly when it equals a maximal run of word characters,
+    so one set of the text's words answers for every such tool.
+    """
+    text = text[:MAX_TRIGGER_TEXT]
+    words = set(_WORD_RUN.findall(text))
+    irregular = 0
+    for tool in tools:
+        name = str(tool["name"])
+        if _WORD_RUN.fullmatch(name):
+            if name in words:
+                return tool
+        elif name and irregular < MAX_IRREGULAR_NAMES:
+            irregular += 1
+            if re.search(rf"\b{re.escape(name)}\b", text):
+                return tool
+    return None
+
+
+def output_schema(request: dict[str, Any]) -> dict[str, Any] | None:
+    """The JSON schema of ``output_config.format`` (structured outputs), when the request has one."""
+    config = request.get("output_config")
+    fmt = config.get("format") if isinstance(config, dict) else None
+    schema = fmt.get("schema") if isinstance(fmt, dict) and fmt.get("type") == "json_schema" else None
+    return schema if isinstance(schema, dict) else None
 
 
 MAX_SCHEMA_DEPTH: Final = 32
@@ -54,14 +100,33 @@ def _finite_number(value: Any, default: float) -> float:
     return float(value)
 
 
-def example_for_schema(schema: Any, name: str = "value", depth: int = 0) -> Any:
-    """A value that satisfies a (simple) JSON schema: required properties, enums, consts, types.
+STRING_FORMATS: Final = {
+    "date-time": "2024-01-01T00:00:00Z",
+    "date": "2024-01-01",
+    "time": "00:00:00Z",
+    "email": "user@example.com",
+    "uri": "https://example.com/",
+    "uuid": "00000000-0000-4000-8000-000000000000",
+}
+"""Example strings for the ``format`` values that typed clients (pydantic) check."""
+
+
+def example_for_schema(
+    schema: Any, name: str = "value", depth: int = 0, root: dict[str, Any] | None = None
+) -> Any:
+    """A value that satisfies a (simple) JSON schema: required properties, enums, consts, types, local
+    ``$ref`` s (``#/$defs/...``, as pydantic writes nested models) and common string formats.
 
     The schema is whatever a client sent, so every keyword is read defensively: a malformed schema gets
     a plausible value, never an exception.
     """
     if not isinstance(schema, dict) or depth > MAX_SCHEMA_DEPTH:
         return name if depth <= MAX_SCHEMA_DEPTH else None
+    if root is None:
+        root = schema
+    ref = schema.get("$ref")
+    if isinstance(ref, str):
+        return example_for_schema(_resolve_ref(root, ref), name, depth + 1, root)
     if "const" in schema:
         return schema["const"]
     enum = schema.get("enum")
@@ -72,7 +137,7 @@ def example_for_schema(schema: Any, name: str = "value", depth: int = 0) -> Any:
     for key in ("anyOf", "oneOf", "allOf"):
         options = schema.get(key)
         if isinstance(options, list) and options:
-            return example_for_schema(options[0], name, depth + 1)
+            return example_for_schema(options[0], name, depth + 1, root)
     kind = schema.get("type", "object" if "properties" in schema else "string")
     if isinstance(kind, list):
         kind = next((k for k in kind if k != "null"), "null")
@@ -84,13 +149,13 @@ def example_for_schema(schema: Any, name: str = "value", depth: int = 0) -> Any:
         if not isinstance(required, list):
             required = list(properties)[:1]
         return {
-            key: example_for_schema(properties.get(key, {}), key, depth + 1)
+            key: example_for_schema(properties.get(key, {}), key, depth + 1, root)
             for key in required
             if isinstance(key, str)
         }
     if kind == "array":
         count = int(min(max(_finite_number(schema.get("minItems"), 1), 1), MAX_EXAMPLE_ITEMS))
-        return [example_for_schema(schema.get("items", {}), name, depth + 1)] * count
+        return [example_for_schema(schema.get("items", {}), name, depth + 1, root)] * count
     if kind == "integer":
         return math.ceil(_finite_number(schema.get("minimum"), 1))
     if kind == "number":
@@ -99,7 +164,22 @@ def example_for_schema(schema: Any, name: str = "value", depth: int = 0) -> Any:
         return True
     if kind == "null":
         return None
-    return f"example {name}"
+    known = STRING_FORMATS.get(str(schema.get("format")))
+    return known if known is not None else f"example {name}"
+
+
+def _resolve_ref(root: dict[str, Any], ref: str) -> Any:
+    """The schema a local ``$ref`` (``#/a/b``) points to in ``root``; None when it points nowhere."""
+    if not ref.startswith("#"):
+        return None
+    node: Any = root
+    for part in ref[1:].split("/"):
+        if not part:
+            continue
+        if not isinstance(node, dict):
+            return None
+        node = node.get(part.replace("~1", "/").replace("~0", "~"))
+    return node
 
 
 class MockProvider(LocalProvider):
@@ -122,9 +202,12 @@ class MockProvider(LocalProvider):
         input_tokens = estimate_request_tokens(request)
         stream.start(Usage(input_tokens=input_tokens, output_tokens=1))
         budget = int(request["max_tokens"])
-        last = request["messages"][-1]
+        last = last_turn(request["messages"])
         tool = self._tool_to_call(request, last)
         text = self._reply(request, last) if tool is None else ""
+        schema = output_schema(request) if tool is None else None
+        if schema is not None:
+            text = orjson.dumps(example_for_schema(schema)).decode()
         used = 0
         thinking = request.get("thinking") or {}
         if thinking.get("type") in ("enabled", "adaptive"):
@@ -186,7 +269,7 @@ class MockProvider(LocalProvider):
             return next((t for t in tools if t.get("name") == choice.get("name")), None)
         if choice.get("type") == "any":
             return tools[0]
-        return _mentioned_tool(tools, _user_text(last))
+        return named_tool(tools, _user_text(last))
 
     @staticmethod
     def _reply(request: dict[str, Any], last: dict[str, Any]) -> str:
@@ -206,27 +289,6 @@ MAX_IRREGULAR_NAMES: Final = 64
 """Tool names with characters other than letters, digits and ``_`` are searched one by one (each a
 scan of the text); only this many are, so 20,000 tools cost one pass, not 20,000."""
 _WORD_RUN: Final = re.compile(r"\w+")
-
-
-def _mentioned_tool(tools: list[dict[str, Any]], text: str) -> dict[str, Any] | None:
-    """The first tool whose name the text mentions as a whole word, in one pass over the text.
-
-    A name made of word characters is mentioned exactly when it equals a maximal run of word characters,
-    so one set of the text's words answers for every such tool.
-    """
-    text = text[:MAX_TRIGGER_TEXT]
-    words = set(_WORD_RUN.findall(text))
-    irregular = 0
-    for tool in tools:
-        name = str(tool["name"])
-        if _WORD_RUN.fullmatch(name):
-            if name in words:
-                return tool
-        elif name and irregular < MAX_IRREGULAR_NAMES:
-            irregular += 1
-            if re.search(rf"\b{re.escape(name)}\b", text):
-                return tool
-    return None
 
 
 def _has_tool_results(message: dict[str, Any]) -> bool:

@@ -16,8 +16,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, TypeAlias
 
+import orjson
+
 from anygate.protocol.errors import GatewayError
+from anygate.providers.bedrock import params as bedrock_params
 from anygate.providers.openai_chat.presets import PRESETS
+from anygate.providers.param_error import ParamError
 
 if TYPE_CHECKING:
     from anygate.providers.base import LocalProvider, Provider
@@ -25,13 +29,7 @@ if TYPE_CHECKING:
     AnyProvider: TypeAlias = Provider | LocalProvider
 
 
-class ParamError(ValueError):
-    """A provider-owned ``litellm_params`` value is wrong; ``key`` names it (the config adds its place)."""
-
-    def __init__(self, key: str, message: str) -> None:
-        super().__init__(message)
-        self.key = key
-
+__all__ = ["PLANNED_PROVIDERS", "SPECS", "ParamError", "ProviderSpec", "load_provider", "split_model"]
 
 ParamsCheck = Callable[[Mapping[str, Any]], None]
 """Checks a deployment's provider-owned params; raises :class:`ParamError`."""
@@ -49,6 +47,8 @@ class ProviderSpec:
         param_keys: ``litellm_params`` keys this provider owns beyond the common ones; they reach it
             in ``Deployment.params``.
         check_params: validates those params at config load time.
+        hosted: its default endpoint is a hosted service, which needs a key (an SDK call with no key
+            for it fails before sending anything); local servers (Ollama, vLLM…) may need none.
     """
 
     name: str
@@ -57,6 +57,7 @@ class ProviderSpec:
     api_key_env: tuple[str, ...] = ()
     param_keys: frozenset[str] = field(default_factory=frozenset)
     check_params: ParamsCheck | None = None
+    hosted: bool = False
 
 
 RESPONSES_SUFFIX: Final = "/responses"
@@ -76,9 +77,30 @@ def _check_responses_params(params: Mapping[str, Any]) -> None:
 
 SPECS: Final[dict[str, ProviderSpec]] = {
     "anthropic": ProviderSpec(
-        "anthropic", "anygate.providers.anthropic:AnthropicProvider", api_key_env=("ANTHROPIC_API_KEY",)
+        "anthropic",
+        "anygate.providers.anthropic:AnthropicProvider",
+        api_key_env=("ANTHROPIC_API_KEY",),
+        hosted=True,
     ),
     "mock": ProviderSpec("mock", "anygate.providers.mock:MockProvider"),
+    "bedrock": ProviderSpec(
+        "bedrock",
+        "anygate.providers.bedrock.provider:BedrockProvider",
+        api_key_env=("AWS_BEARER_TOKEN_BEDROCK",),
+        param_keys=bedrock_params.PARAM_KEYS,
+        check_params=bedrock_params.check_params,
+    ),
+    "gemini": ProviderSpec(
+        "gemini", "anygate.providers.google.provider:GeminiProvider", api_key_env=("GEMINI_API_KEY",)
+    ),
+    "vertex_ai": ProviderSpec(
+        "vertex_ai",
+        "anygate.providers.google.provider:VertexProvider",
+        param_keys=frozenset(
+            {"vertex_project", "vertex_location", "vertex_credentials", "vertex_count_tokens_location"}
+        ),
+        check_params=lambda params: _check_vertex_params(params),
+    ),
     **{
         preset.name: ProviderSpec(
             preset.name,
@@ -87,6 +109,7 @@ SPECS: Final[dict[str, ProviderSpec]] = {
             api_key_env=preset.api_key_env,
             param_keys=RESPONSES_PARAMS,
             check_params=_check_responses_params,
+            hosted=(preset.default_api_base or "").startswith("https://"),
         )
         for preset in PRESETS
     },
@@ -98,6 +121,7 @@ SPECS: Final[dict[str, ProviderSpec]] = {
             api_key_env=preset.api_key_env,
             param_keys=RESPONSES_PARAMS,
             check_params=_check_responses_params,
+            hosted=(preset.default_api_base or "").startswith("https://"),
         )
         for preset in PRESETS
     },
@@ -105,7 +129,7 @@ SPECS: Final[dict[str, ProviderSpec]] = {
 """Every provider this version can call. ``<preset>/responses`` is the Responses API of an
 OpenAI-compatible service; configs reach it as ``<preset>/responses/<model>`` or with the switch."""
 
-PLANNED_PROVIDERS: Final = frozenset({"gemini", "vertex_ai", "bedrock"})
+PLANNED_PROVIDERS: Final = frozenset[str]()
 """Providers whose model names are recognised in configs but which this version cannot call yet."""
 
 _WELL_KNOWN_MODELS: Final[tuple[tuple[re.Pattern[str], str], ...]] = (
@@ -116,6 +140,31 @@ _WELL_KNOWN_MODELS: Final[tuple[tuple[re.Pattern[str], str], ...]] = (
 """How a ``model`` without a provider prefix is resolved, as LiteLLM resolves well-known names."""
 
 _LOADED: dict[str, AnyProvider] = {}
+_VERTEX_LOCATION: Final = re.compile(r"^[a-z][a-z0-9-]*$")
+
+
+def _check_vertex_params(params: Mapping[str, Any]) -> None:
+    """Config-time checks of the Vertex keys (a credentials file is read only when a token is fetched)."""
+    for key in ("vertex_project", "vertex_location", "vertex_count_tokens_location"):
+        value = params.get(key)
+        if value is not None and (not isinstance(value, str) or not value):
+            raise ParamError(key, "must be a non-empty string")
+    for key in ("vertex_location", "vertex_count_tokens_location"):
+        value = params.get(key)
+        if isinstance(value, str) and not _VERTEX_LOCATION.match(value):
+            raise ParamError(key, "must be a location such as 'us-central1', 'europe-west4' or 'global'")
+    credentials = params.get("vertex_credentials")
+    if credentials is not None and not isinstance(credentials, str | Mapping):
+        raise ParamError(
+            "vertex_credentials", "must be a service-account JSON file path, JSON text or mapping"
+        )
+    if isinstance(credentials, str) and credentials.strip().startswith("{"):
+        try:
+            parsed = orjson.loads(credentials)
+        except orjson.JSONDecodeError:
+            raise ParamError("vertex_credentials", "is not valid JSON") from None
+        if not isinstance(parsed, dict) or "type" not in parsed:
+            raise ParamError("vertex_credentials", "must be a credentials JSON object with a 'type'")
 
 
 def load_provider(name: str) -> AnyProvider:

@@ -12,20 +12,28 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Awaitable, Callable, MutableMapping, Sequence
-from typing import Any, Final
+import urllib.parse
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final
 
 import orjson
 
 from anygate.config import DEFAULT_CONFIG, Config, load_config
 from anygate.gateway import Gateway, GatewayResponse
-from anygate.hooks import OPEN, Hook
+from anygate.hooks import OPEN, Hook, Principal
+from anygate.observability import Observability, install
 from anygate.protocol.errors import GatewayError, client_fault, error_body
 from anygate.protocol.ids import new_request_id
 from anygate.protocol.redact import escape_controls
 from anygate.protocol.sse import SSEDecoder, encode_error
 from anygate.server.access import check_keyless_request
 from anygate.server.logs import configure_logging
+from anygate.ui import Dashboard, is_admin
+
+if TYPE_CHECKING:
+    from anygate.teams.admin.api import AdminApi
+    from anygate.teams.hook import TeamsHook
 
 log = logging.getLogger("anygate.server")
 
@@ -51,8 +59,28 @@ KNOWN_PATHS: Final = {
 ACCESS_LINE: Final = {"_anygate_clean": True}
 """The per-request log line is built from the gateway's own values and the escaped path: it carries no
 upstream text, so it skips the masking filter (a regex scan of every line would cost ~20 µs a request)."""
+MODEL_PATH_PREFIX: Final = "/v1/models/"
+"""``GET /v1/models/{model_id}``: the one route with a parameter (the id may contain ``/``)."""
 _SHUTTING_DOWN: Final = "the gateway is shutting down; retry the request"
 _ROOT_BODY: Final = orjson.dumps({"name": "anygate", "docs": "POST /v1/messages"})
+METRICS_CONTENT_TYPE: Final = "text/plain; version=0.0.4; charset=utf-8"
+"""Prometheus' text exposition format."""
+
+
+@dataclass(frozen=True, slots=True)
+class RouteRequest:
+    """What an extra route's handler gets: the request, its JSON body (POST/PUT/PATCH) and its caller."""
+
+    method: str
+    path: str
+    query: str
+    headers: Mapping[str, str]
+    body: object
+    principal: Principal
+
+
+Route = Callable[[RouteRequest], Awaitable[GatewayResponse]]
+"""An extra route: answers with a :class:`GatewayResponse` or raises a :class:`GatewayError`."""
 
 
 class ClientDisconnected(Exception):
@@ -62,14 +90,43 @@ class ClientDisconnected(Exception):
 class App:
     """The anygate proxy as an ASGI 3 application."""
 
-    def __init__(self, gateway: Gateway) -> None:
+    def __init__(
+        self,
+        gateway: Gateway,
+        observability: Observability | None = None,
+        routes: Mapping[str, Route] | None = None,
+        *,
+        teams: TeamsHook | None = None,
+    ) -> None:
         self.gateway = gateway
+        self.observability = observability = observability or Observability()
+        self.routes: dict[str, Route] = dict(routes or {})
+        """Extra routes by exact path (a key-management feature's ``/key/generate``…), authenticated by the
+        gateway's hooks; the handler decides who may use it from ``RouteRequest.principal``."""
+        self.dashboard = (
+            Dashboard(gateway, observability, self._route_paths) if gateway.config.general.ui else None
+        )
+        self.access_log = True
+        """The plain access line per request (off when the JSON request log writes one instead)."""
         general = gateway.config.general
         self.max_body = int(general.max_request_size_mb * 1024 * 1024)
         self.limits = general.limits
         """Read by the HTTP protocol (:mod:`anygate.server.runtime`), which enforces most of them."""
         if general.limits.max_sse_line_bytes:
             SSEDecoder.max_line = general.limits.max_sse_line_bytes
+        self.teams = teams
+        self.admin: AdminApi | None = None
+        if teams is not None:
+            from anygate.teams.admin.api import AdminApi
+
+            self.admin = AdminApi(gateway.authenticate, teams)
+
+    def _route_paths(self) -> list[str]:
+        """The paths of the extra routes and of the teams admin API (the dashboard shows what exists)."""
+        paths = set(self.routes)
+        if self.admin is not None:
+            paths.update(self.admin.paths)
+        return sorted(paths)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -82,6 +139,13 @@ class App:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
+                if self.teams is not None:
+                    try:
+                        await self.teams.start()
+                    except Exception as exc:
+                        log.exception("the teams database could not be opened")
+                        await send({"type": "lifespan.startup.failed", "message": repr(exc)})
+                        return
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 await self.gateway.aclose()
@@ -102,7 +166,7 @@ class App:
         status = 500
         response: GatewayResponse | None = None
         try:
-            response = await self._dispatch(method, path, headers, receive, request_id)
+            response = await self._dispatch(method, path, headers, receive, request_id, scope)
             status = response.status
             if response.stream is not None:
                 await self._send_stream(response, send, receive, request_id)
@@ -137,7 +201,7 @@ class App:
                 {},
             )
         finally:
-            if path.startswith("/v1/"):
+            if self.access_log and path.startswith("/v1/"):
                 extra = response.headers if response is not None else {}
                 log.info(
                     "%s %s %s %d deployment=%s attempts=%s %.1fms",
@@ -152,11 +216,21 @@ class App:
                 )
 
     async def _dispatch(
-        self, method: str, path: str, headers: dict[str, str], receive: Receive, request_id: str
+        self, method: str, path: str, headers: dict[str, str], receive: Receive, request_id: str, scope: Scope
     ) -> GatewayResponse:
+        model_id: str | None = None
+        if path.startswith(MODEL_PATH_PREFIX):
+            model_id, path = path[len(MODEL_PATH_PREFIX) :], "/v1/models"
         expected = KNOWN_PATHS.get(path)
         if expected is None:
-            raise GatewayError(404, f"no route for {method} {path}")
+            admin = self.admin
+            if admin is not None and admin.handles(path):
+                answer = await admin.handle(
+                    method, path, scope.get("query_string", b""), headers,
+                    lambda: self._read_json(headers, receive, allow_empty=True),
+                )  # fmt: skip
+                return GatewayResponse(body=answer)
+            return await self._extra_route(method, path, headers, receive, scope)
         if method == "HEAD" and expected == "GET":
             method = "GET"  # the server sends the headers of the GET answer, without its body
         if path == "/" and method in ("HEAD", "GET"):
@@ -169,7 +243,9 @@ class App:
         if principal is OPEN and method == "POST":
             check_keyless_request(headers)
         if path == "/v1/models":
-            return GatewayResponse(body=self.gateway.list_models())
+            raw_query = scope.get("query_string") or b""
+            query = dict(urllib.parse.parse_qsl(raw_query.decode("latin-1"))) if raw_query else {}
+            return GatewayResponse(body=self.gateway.models(model_id, query))
         if path == "/health/deployments":
             return GatewayResponse(body=self.gateway.deployment_health())
         body = await self._read_json(headers, receive)
@@ -177,8 +253,39 @@ class App:
         work = operation(body, headers=headers, request_id=request_id, principal=principal)
         return await _until_disconnect(receive, work)
 
-    async def _read_json(self, headers: dict[str, str], receive: Receive) -> object:
-        """The request body parsed as JSON; 413 as soon as it is known to exceed the limit."""
+    async def _extra_route(
+        self, method: str, path: str, headers: dict[str, str], receive: Receive, scope: Scope
+    ) -> GatewayResponse:
+        """Routes beside the Messages API: those registered by features (admin APIs), ``/metrics`` and
+        the dashboard (``/ui``, ``/ui/…``), when the config serves them."""
+        route = self.routes.get(path)
+        if route is not None:
+            principal = await self.gateway.authenticate(headers)
+            payload = await self._read_json(headers, receive) if method in ("POST", "PUT", "PATCH") else None
+            query = scope.get("query_string", b"").decode("latin-1")
+            return await route(RouteRequest(method, path, query, headers, payload, principal))
+        metrics = self.observability.metrics
+        if path == "/metrics" and metrics is not None:
+            if method not in ("GET", "HEAD"):
+                raise GatewayError(405, f"method {method} is not allowed on {path}; use GET")
+            if not self.observability.metrics_public:
+                principal = await self.gateway.authenticate(headers)
+                if not is_admin(principal):
+                    raise GatewayError(403, "/metrics needs the master key or an admin key")
+            # The values are copied on the loop (where they change); thousands of series take tens of
+            # milliseconds to render, and other workers' snapshots are files: off the event loop.
+            text = await asyncio.to_thread(metrics.render, metrics.snapshot())
+            return GatewayResponse(body=text, headers={"content-type": METRICS_CONTENT_TYPE})
+        dashboard = self.dashboard
+        if dashboard is not None and (path == "/ui" or path.startswith("/ui/")):
+            return await dashboard.handle(method, path, scope.get("query_string", b""), headers)
+        raise GatewayError(404, f"no route for {method} {path}")
+
+    async def _read_json(
+        self, headers: dict[str, str], receive: Receive, *, allow_empty: bool = False
+    ) -> object:
+        """The request body parsed as JSON (None for an empty body when ``allow_empty``); 413 as soon as
+        it is known to exceed the limit."""
         declared = headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_body:
             raise _too_large(self.max_body)
@@ -198,6 +305,8 @@ class App:
                 break
         raw = chunks[0] if len(chunks) == 1 else b"".join(chunks)
         if not raw:
+            if allow_empty:
+                return None
             raise GatewayError(400, "the request body is empty; send a JSON object")
         try:
             return orjson.loads(raw)
@@ -329,25 +438,47 @@ def _headers(
 
 
 async def _send_body(send: Send, status: int, body: bytes, request_id: str, extra: dict[str, str]) -> None:
-    headers = _headers(JSON_HEADERS, request_id, extra)
+    headers = _headers(JSON_HEADERS if "content-type" not in extra else [], request_id, extra)
     headers.append((b"content-length", str(len(body)).encode()))
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body, "more_body": False})
 
 
-def create_app(config: Config, *, hooks: Sequence[Hook] = ()) -> App:
-    """The ASGI app over a config, with extra lifecycle hooks."""
-    return App(Gateway(config, hooks=hooks))
+def create_app(
+    config: Config,
+    *,
+    hooks: Sequence[Hook] = (),
+    routes: Mapping[str, Route] | None = None,
+    log_format: str = "text",
+    environ: Mapping[str, str] | None = None,
+) -> App:
+    """The ASGI app over a config, with extra lifecycle hooks (they run before the observability hooks
+    that the config and ``environ``, by default the process environment, turn on) and extra routes; with
+    teams on (see :func:`anygate.teams.settings.teams_database_url`) virtual keys and the admin API too."""
+    from anygate.teams.settings import teams_database_url
+
+    teams: TeamsHook | None = None
+    database_url = teams_database_url(config)
+    if database_url is not None:
+        from anygate.teams.hook import TeamsHook
+
+        teams = TeamsHook(config, database_url)
+        hooks = [teams, *hooks]
+    gateway = Gateway(config, hooks=hooks)
+    app = App(gateway, install(gateway, log_format=log_format, environ=environ), routes, teams=teams)
+    app.access_log = log_format != "json"
+    return app
 
 
 def app_from_environment() -> App:
     """Factory used by the CLI's server processes: the config path comes in ``ANYGATE_CONFIG``."""
-    configure_logging(os.environ.get("ANYGATE_LOG_LEVEL", "info"))
+    log_format = os.environ.get("ANYGATE_LOG_FORMAT", "text")
+    configure_logging(os.environ.get("ANYGATE_LOG_LEVEL", "info"), log_format)
     if int(os.environ.get("ANYGATE_WORKERS", "1")) > 1:
         # A worker of the multi-worker supervisor, which restarts workers on SIGHUP: a hangup sent to
         # the whole process group must not kill the workers at once, mid-stream.
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
-    app = create_app(load_config(os.environ.get("ANYGATE_CONFIG") or DEFAULT_CONFIG))
+    app = create_app(load_config(os.environ.get("ANYGATE_CONFIG") or DEFAULT_CONFIG), log_format=log_format)
     app.gateway.warm_up()  # before serving, and before the collector freezes what start-up built
     tune_garbage_collector()
     return app

@@ -11,17 +11,22 @@ The server is uvicorn with uvloop and httptools, one process per worker.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Final
 
 from anygate import __version__
 from anygate.config import DEFAULT_CONFIG, ConfigError, load_config
 from anygate.server.access import is_loopback, weak_master_key
-from anygate.server.logs import configure_logging
+from anygate.server.logs import LOG_FORMATS, configure_logging
 
+METRICS_DIR_ENV: Final = "ANYGATE_METRICS_DIR"
+"""Where the workers share their metric values (see anygate.observability.store)."""
 DEFAULT_PORT: Final = 4000
 DEFAULT_HOST: Final = "127.0.0.1"
 CLAUDE_CODE_ENV_COMMAND: Final = "claude-code-env"
@@ -51,6 +56,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--log-level", default="info", choices=["debug", "info", "warning", "error"], help="default info"
     )
     parser.add_argument(
+        "--log-format",
+        default="text",
+        choices=list(LOG_FORMATS),
+        help="text lines, or one JSON object per line with one record per request (default text)",
+    )
+    parser.add_argument(
         "--graceful-timeout",
         type=int,
         default=30,
@@ -68,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return claude_code_env.main(arguments[1:])
     args = build_parser().parse_args(arguments)
-    configure_logging(args.log_level)
+    configure_logging(args.log_level, args.log_format)
     config_path = str(Path(args.config).resolve()) if args.config else DEFAULT_CONFIG
     try:
         config = load_config(config_path)
@@ -98,6 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["ANYGATE_CONFIG"] = config_path
     os.environ["ANYGATE_LOG_LEVEL"] = args.log_level
     os.environ["ANYGATE_WORKERS"] = str(args.workers)
+    os.environ["ANYGATE_LOG_FORMAT"] = args.log_format
     import uvicorn
     from uvicorn.supervisors import Multiprocess
 
@@ -120,10 +132,14 @@ def main(argv: list[str] | None = None) -> int:
         log_level=args.log_level,
         timeout_graceful_shutdown=args.graceful_timeout,
         **server_options(),
+        # JSON logs: uvicorn's own loggers propagate to the JSON handler instead of their formatter.
+        log_config=None if args.log_format == "json" else uvicorn.config.LOGGING_CONFIG,
     )
     if args.workers > 1:
-        # uvicorn's supervisor: SIGHUP restarts the workers (each shuts down gracefully).
-        Multiprocess(server_config, sockets=[server_config.bind_socket()]).run()
+        # uvicorn's supervisor: SIGHUP restarts the workers (each shuts down gracefully). The workers
+        # share their metrics through files in one directory, made (and removed) here unless given.
+        with metrics_directory():
+            Multiprocess(server_config, sockets=[server_config.bind_socket()]).run()
         return 0
     server_config.load_app()
     server = Server(server_config)
@@ -134,6 +150,21 @@ def main(argv: list[str] | None = None) -> int:
     if not server.started:
         return 3
     return 0
+
+
+@contextlib.contextmanager
+def metrics_directory() -> Iterator[None]:
+    """A fresh, private ``ANYGATE_METRICS_DIR`` for the workers of this run, removed at exit; an operator's
+    own directory (already in the environment) is used as it is and left in place."""
+    if os.environ.get(METRICS_DIR_ENV):
+        yield
+        return
+    with tempfile.TemporaryDirectory(prefix="anygate-metrics-") as directory:
+        os.environ[METRICS_DIR_ENV] = directory
+        try:
+            yield
+        finally:
+            del os.environ[METRICS_DIR_ENV]
 
 
 if __name__ == "__main__":

@@ -1,0 +1,96 @@
+"""Every key, team and user in memory: the request path's only view of them (no database per request).
+
+Loaded whole at start-up (10,000 keys take a few megabytes), then kept current by a background task that
+reads the database's change counters every ``key_sync_interval`` (0.5 s): rows stamped with a newer
+``revision`` replace their cached copies, tombstones remove deleted ones, and rows whose spend moved
+(any instance's spend writes, budget resets) update spend. A change made on any instance therefore
+reaches every instance within one interval, with or without Redis.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from anygate.teams.records import ADMIN_ROLE, Entity, EntityKind, ModelRule
+from anygate.teams.store import PRIMARY, Changes
+
+
+def entity_from_row(kind: EntityKind, row: Mapping[str, Any]) -> Entity:
+    """The cached form of a key, team or user row."""
+    alias = row.get("key_alias") if kind == "key" else row.get("team_alias") if kind == "team" else None
+    return Entity(
+        kind=kind,
+        id=str(row[PRIMARY[kind]]),
+        models=ModelRule(list(row.get("models") or [])),
+        max_budget=row.get("max_budget"),
+        budget_duration=row.get("budget_duration"),
+        budget_reset_at=row.get("budget_reset_at"),
+        spend=float(row.get("spend") or 0.0),
+        rpm_limit=row.get("rpm_limit"),
+        tpm_limit=row.get("tpm_limit"),
+        max_parallel_requests=row.get("max_parallel_requests"),
+        blocked=bool(row.get("blocked")),
+        expires=row.get("expires"),
+        alias=alias,
+        user_id=row.get("user_id") if kind != "team" else None,
+        team_id=row.get("team_id") if kind == "key" else None,
+        admin=kind == "user" and row.get("user_role") == ADMIN_ROLE,
+        metadata=dict(row.get("metadata") or {}),
+    )
+
+
+class Directory:
+    """The cached keys (by hash), teams and users, and the counters they are current to."""
+
+    __slots__ = ("entities", "keys", "revision", "spend_counter", "teams", "users")
+
+    def __init__(self) -> None:
+        self.keys: dict[str, Entity] = {}
+        self.teams: dict[str, Entity] = {}
+        self.users: dict[str, Entity] = {}
+        self.entities: dict[EntityKind, dict[str, Entity]] = {
+            "key": self.keys,
+            "team": self.teams,
+            "user": self.users,
+        }
+        self.revision = -1
+        self.spend_counter = -1
+
+    def apply(self, changes: Changes, pending: Callable[[EntityKind, str], float]) -> None:
+        """Take changed rows and deletions; ``pending`` is this process's spend not yet written."""
+        for kind, rows in changes.rows.items():
+            table = self.entities[kind]
+            for row in rows:
+                entity = entity_from_row(kind, row)
+                entity.spend += pending(kind, entity.id)
+                table[entity.id] = entity
+        for kind, entity_id in changes.deleted:
+            self.entities[kind].pop(entity_id, None)
+        self.revision = max(self.revision, changes.revision)
+
+    def apply_spend(
+        self,
+        counter: int,
+        rows: list[tuple[EntityKind, str, float, float | None]],
+        pending: Callable[[EntityKind, str], float],
+    ) -> None:
+        for kind, entity_id, spend, reset_at in rows:
+            entity = self.entities[kind].get(entity_id)
+            if entity is not None:
+                entity.spend = spend + pending(kind, entity_id)
+                entity.budget_reset_at = reset_at
+        self.spend_counter = max(self.spend_counter, counter)
+
+    def owners(self, key: Entity) -> list[Entity]:
+        """The key, then its team and its user when they exist: every budget and limit that applies."""
+        found = [key]
+        if key.team_id is not None:
+            team = self.teams.get(key.team_id)
+            if team is not None:
+                found.append(team)
+        if key.user_id is not None:
+            user = self.users.get(key.user_id)
+            if user is not None:
+                found.append(user)
+        return found

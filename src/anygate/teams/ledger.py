@@ -1,0 +1,136 @@
+"""The spend ledger: requests' spend rows and costs, buffered in memory and written in batches.
+
+A background task writes the buffer every ``proxy_batch_write_at`` seconds (1 s by default) in one
+transaction; when the database is down the buffer is kept and the write retried, so requests are served
+as usual and their spend arrives once the database is back. On shutdown the buffer is written before
+the process exits. What a hard kill (SIGKILL, power loss) loses is what was buffered: at most one
+interval of spend, plus whatever piled up while the database was unreachable.
+
+The buffer is bounded (``MAX_BUFFERED_ROWS``): beyond it the oldest spend rows are dropped with a
+warning, but their costs are kept as per-owner totals, so budgets stay right even then.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import defaultdict
+from typing import Any, Final
+
+from anygate.teams.records import EntityKind
+from anygate.teams.store import SpendDelta, Store
+
+log = logging.getLogger("anygate.teams")
+
+MAX_BUFFERED_ROWS: Final = 100_000
+WARN_EVERY: Final = 30.0
+
+
+class Ledger:
+    """Buffered spend; :meth:`pending` tells the cache what this process spent that is not written."""
+
+    def __init__(self, store: Store, *, interval: float, keep_rows: bool = True) -> None:
+        self._store = store
+        self._interval = max(interval, 0.01)
+        self._keep_rows = keep_rows
+        self._rows: list[dict[str, Any]] = []
+        self._deltas: list[SpendDelta] = []
+        self._pending: dict[tuple[EntityKind, str], float] = defaultdict(float)
+        self._task: asyncio.Task[None] | None = None
+        self._lock = asyncio.Lock()
+        self._last_warning = 0.0
+        self.written = 0
+        self.failures = 0
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="anygate-spend-ledger")
+
+    def add(
+        self, row: dict[str, Any] | None, cost: float, owners: tuple[tuple[EntityKind, str], ...]
+    ) -> None:
+        """Buffer one request (never blocks)."""
+        keep = self._keep_rows and row is not None
+        if keep:
+            assert row is not None
+            self._rows.append(row)
+            if len(self._rows) > MAX_BUFFERED_ROWS:
+                self._drop_oldest()
+        self._deltas.append(SpendDelta(row["request_id"] if keep and row else "", cost, owners))
+        if cost:
+            for owner in owners:
+                self._pending[owner] += cost
+
+    def pending(self, kind: EntityKind, entity_id: str) -> float:
+        return self._pending.get((kind, entity_id), 0.0)
+
+    @property
+    def buffered(self) -> int:
+        return len(self._deltas)
+
+    def _drop_oldest(self) -> None:
+        dropped = self._rows.pop(0)
+        for delta in self._deltas:
+            if delta.request_id == dropped["request_id"]:
+                delta.request_id = ""  # its cost still counts, once
+                break
+        self._warn(f"spend buffer full ({MAX_BUFFERED_ROWS} rows): dropping the oldest spend rows")
+
+    async def flush(self) -> bool:
+        """Write what is buffered; False (and everything kept) when the database refused."""
+        async with self._lock:
+            if not self._deltas:
+                return True
+            rows, deltas = self._rows, self._deltas
+            self._rows, self._deltas = [], []
+            try:
+                await self._store.write_spend(rows, deltas)
+            except BaseException as exc:
+                self._rows[:0] = rows
+                self._deltas[:0] = deltas
+                if not isinstance(exc, Exception):
+                    raise  # cancelled mid-write: the batch is back in the buffer for aclose
+                self.failures += 1
+                self._warn(f"could not write spend ({len(deltas)} requests kept for the next try): {exc!r}")
+                return False
+            for delta in deltas:
+                if delta.cost:
+                    for owner in delta.owners:
+                        left = self._pending[owner] - delta.cost
+                        if left <= 1e-12:
+                            self._pending.pop(owner, None)
+                        else:
+                            self._pending[owner] = left
+            self.written += len(deltas)
+            return True
+
+    def _warn(self, message: str) -> None:
+        now = time.monotonic()
+        if now - self._last_warning >= WARN_EVERY:
+            self._last_warning = now
+            log.warning(message)
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval)
+            try:
+                await self.flush()
+            except Exception:  # never let the writer die
+                log.exception("spend ledger failed")
+
+    async def aclose(self, *, attempts: int = 5) -> None:
+        """Stop the background writer and write the rest (retrying a few times if the database is
+        briefly unavailable)."""
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None
+        for attempt in range(attempts):
+            if await self.flush():
+                return
+            await asyncio.sleep(min(0.2 * 2**attempt, 2.0))
+        log.error("spend of %d requests could not be written before shutdown", len(self._deltas))

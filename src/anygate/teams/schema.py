@@ -1,0 +1,194 @@
+"""The tables (SQLAlchemy Core, the same for SQLite and Postgres) and their versioned migrations.
+
+Why this shape: SQLAlchemy Core writes each dialect's SQL (types, upserts, ``RETURNING``) so no SQL is
+written per database; the schema is small and changes rarely, so a version row in ``anygate_meta`` and a
+list of migration steps is all the machinery needed (alembic would add a script directory and Mako for
+the same two ``CREATE``/``ALTER`` statements). A step is plain SQLAlchemy DDL; start-up runs the steps a
+database has not seen, in one transaction, under a lock on the version row.
+
+Times are epoch seconds (``Double``): identical on both databases and cheap to compare; the admin API
+renders them as ISO 8601. ``revision`` columns take the value of the ``revision`` counter of the change
+that wrote the row, which is how other instances find what changed (see :mod:`.cache`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Final
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+metadata: Final = sa.MetaData()
+
+meta: Final = sa.Table(
+    "anygate_meta",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("value", sa.BigInteger, nullable=False),
+)
+"""Counters: ``schema`` (migration version), ``revision`` (key/team/user changes), ``spend`` (spend
+writes)."""
+
+
+def _budget_columns() -> list[sa.Column[Any]]:
+    return [
+        sa.Column("models", sa.JSON, nullable=False, default=list),
+        sa.Column("max_budget", sa.Double, nullable=True),
+        sa.Column("budget_duration", sa.String(32), nullable=True),
+        sa.Column("budget_reset_at", sa.Double, nullable=True, index=True),
+        sa.Column("spend", sa.Double, nullable=False, default=0.0),
+        sa.Column("rpm_limit", sa.BigInteger, nullable=True),
+        sa.Column("tpm_limit", sa.BigInteger, nullable=True),
+        sa.Column("max_parallel_requests", sa.BigInteger, nullable=True),
+        sa.Column("blocked", sa.Boolean, nullable=False, default=False),
+        sa.Column("metadata", sa.JSON, nullable=False, default=dict),
+        sa.Column("created_at", sa.Double, nullable=False),
+        sa.Column("updated_at", sa.Double, nullable=False),
+        sa.Column("created_by", sa.String(255), nullable=True),
+        sa.Column("updated_by", sa.String(255), nullable=True),
+        sa.Column("revision", sa.BigInteger, nullable=False, default=0, index=True),
+        sa.Column("spend_revision", sa.BigInteger, nullable=False, default=0, index=True),
+    ]
+
+
+keys: Final = sa.Table(
+    "anygate_keys",
+    metadata,
+    sa.Column("token", sa.String(64), primary_key=True),
+    sa.Column("key_name", sa.String(64), nullable=False),
+    sa.Column("key_alias", sa.String(255), nullable=True, unique=True),
+    sa.Column("user_id", sa.String(255), nullable=True, index=True),
+    sa.Column("team_id", sa.String(255), nullable=True, index=True),
+    sa.Column("expires", sa.Double, nullable=True),
+    sa.Column("duration", sa.String(32), nullable=True),
+    *_budget_columns(),
+)
+
+teams: Final = sa.Table(
+    "anygate_teams",
+    metadata,
+    sa.Column("team_id", sa.String(255), primary_key=True),
+    sa.Column("team_alias", sa.String(255), nullable=True, unique=True),
+    sa.Column("members_with_roles", sa.JSON, nullable=False, default=list),
+    *_budget_columns(),
+)
+
+users: Final = sa.Table(
+    "anygate_users",
+    metadata,
+    sa.Column("user_id", sa.String(255), primary_key=True),
+    sa.Column("user_email", sa.String(255), nullable=True, index=True),
+    sa.Column("user_alias", sa.String(255), nullable=True),
+    sa.Column("user_role", sa.String(64), nullable=True),
+    sa.Column("teams", sa.JSON, nullable=False, default=list),
+    *_budget_columns(),
+)
+
+deletions: Final = sa.Table(
+    "anygate_deletions",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("kind", sa.String(8), nullable=False),
+    sa.Column("entity_id", sa.String(255), nullable=False),
+    sa.Column("revision", sa.BigInteger, nullable=False, index=True),
+)
+"""Tombstones, so other instances drop deleted keys, teams and users from their caches."""
+
+
+def _spend_columns() -> list[sa.Column[Any]]:
+    """The spend row columns of schema version 1 (fresh objects: a column belongs to one table)."""
+    return [
+        sa.Column("request_id", sa.String(64), primary_key=True),
+        sa.Column("call_type", sa.String(32), nullable=False),
+        sa.Column("api_key", sa.String(64), nullable=False, index=True),
+        sa.Column("key_alias", sa.String(255), nullable=True),
+        sa.Column("team_id", sa.String(255), nullable=True, index=True),
+        sa.Column("user", sa.String(255), nullable=True, index=True),
+        sa.Column("end_user", sa.String(255), nullable=True),
+        sa.Column("session_id", sa.String(255), nullable=True, index=True),
+        sa.Column("model", sa.String(255), nullable=False, index=True),
+        sa.Column("model_id", sa.String(255), nullable=True),
+        sa.Column("custom_llm_provider", sa.String(64), nullable=True),
+        sa.Column("prompt_tokens", sa.BigInteger, nullable=False, default=0),
+        sa.Column("completion_tokens", sa.BigInteger, nullable=False, default=0),
+        sa.Column("total_tokens", sa.BigInteger, nullable=False, default=0),
+        sa.Column("spend", sa.Double, nullable=False, default=0.0),
+        sa.Column("start_time", sa.Double, nullable=False, index=True),
+        sa.Column("end_time", sa.Double, nullable=False),
+        sa.Column("completion_start_time", sa.Double, nullable=True),
+        sa.Column("status", sa.String(16), nullable=False),
+        sa.Column("status_code", sa.Integer, nullable=False),
+        sa.Column("day", sa.String(10), nullable=False, index=True),
+        sa.Column("metadata", sa.JSON, nullable=False, default=dict),
+    ]
+
+
+def _cache_token_columns() -> list[sa.Column[Any]]:
+    """Added by migration 2."""
+    return [
+        sa.Column("cache_read_input_tokens", sa.BigInteger, nullable=False, server_default="0"),
+        sa.Column("cache_creation_input_tokens", sa.BigInteger, nullable=False, server_default="0"),
+    ]
+
+
+SPEND_LOGS: Final = "anygate_spend_logs"
+spend_logs: Final = sa.Table(SPEND_LOGS, metadata, *_spend_columns(), *_cache_token_columns())
+"""One row per request (LiteLLM's ``LiteLLM_SpendLogs`` fields, plus cache tokens)."""
+
+
+# --- migrations --------------------------------------------------------------------------------------
+
+V1_TABLES: Final = (meta, keys, teams, users, deletions)
+
+
+def _v1(conn: Connection) -> None:
+    """The first schema: keys, teams, users, tombstones and spend rows without cache tokens."""
+    for table in V1_TABLES:
+        table.create(conn, checkfirst=True)
+    sa.Table(SPEND_LOGS, sa.MetaData(), *_spend_columns()).create(conn, checkfirst=True)
+
+
+def _v2(conn: Connection) -> None:
+    """Cache read and cache write tokens on spend rows (priced separately from input tokens)."""
+    for column in _cache_token_columns():
+        add_column(conn, SPEND_LOGS, column)
+
+
+def add_column(conn: Connection, table: str, column: sa.Column[Any]) -> None:
+    """``ALTER TABLE … ADD COLUMN`` with the column rendered by the connection's dialect."""
+    rendered = sa.schema.CreateColumn(column).compile(dialect=conn.dialect)
+    conn.execute(
+        sa.text(f"ALTER TABLE {conn.dialect.identifier_preparer.quote(table)} ADD COLUMN {rendered}")
+    )
+
+
+MIGRATIONS: Final[tuple[Callable[[Connection], None], ...]] = (_v1, _v2)
+"""Step ``i`` brings a database from version ``i`` to ``i + 1``; append, never edit."""
+SCHEMA_VERSION: Final = len(MIGRATIONS)
+
+
+def migrate(conn: Connection, target: int = SCHEMA_VERSION) -> int:
+    """Run the migrations the database has not had, up to ``target``; returns the version before."""
+    meta.create(conn, checkfirst=True)
+    row = conn.execute(
+        sa.select(meta.c.value).where(meta.c.name == "schema").with_for_update()
+    ).scalar_one_or_none()
+    if row is None:
+        conn.execute(sa.insert(meta), [{"name": "schema", "value": 0}])
+        conn.execute(sa.insert(meta), [{"name": "revision", "value": 0}, {"name": "spend", "value": 0}])
+        # Another instance may be migrating concurrently: take the row lock it holds, then re-read.
+        row = conn.execute(
+            sa.select(meta.c.value).where(meta.c.name == "schema").with_for_update()
+        ).scalar_one()
+    version = int(row)
+    if version > SCHEMA_VERSION:
+        raise RuntimeError(
+            f"the database schema is version {version}, newer than this anygate's {SCHEMA_VERSION}: "
+            "upgrade anygate"
+        )
+    for step in range(version, target):
+        MIGRATIONS[step](conn)
+    if target > version:
+        conn.execute(sa.update(meta).where(meta.c.name == "schema").values(value=target))
+    return version

@@ -1,0 +1,381 @@
+"""The database: async SQLAlchemy Core over aiosqlite (default) or asyncpg (``postgresql://…``).
+
+Only background tasks and the admin API await it; the request path reads the cache (:mod:`.cache`) and
+hands spend to the ledger (:mod:`.ledger`). Every change to a key, team or user bumps the ``revision``
+counter in the same transaction and stamps the rows it wrote with it; spend writes do the same with
+the ``spend`` counter. The counter row's lock serialises writers, so an instance that has seen counter
+value N has seen every change up to N.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from anygate.teams import schema
+from anygate.teams.records import EntityKind, duration_seconds
+
+log = logging.getLogger("anygate.teams")
+
+TABLES: Final[Mapping[EntityKind, sa.Table]] = {
+    "key": schema.keys,
+    "team": schema.teams,
+    "user": schema.users,
+}
+PRIMARY: Final[Mapping[EntityKind, str]] = {"key": "token", "team": "team_id", "user": "user_id"}
+MIGRATION_LOCK: Final = 0x616E7967  # a Postgres advisory lock id for concurrent start-ups ("anyg")
+
+
+def async_url(url: str) -> str:
+    """The SQLAlchemy URL with the async driver: ``sqlite:///f.db`` → aiosqlite, ``postgres(ql)://`` →
+    asyncpg. URLs naming a driver already are kept."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        raise ValueError(f"database_url {url!r} is not a URL (sqlite:///path.db or postgresql://…)")
+    if scheme in ("postgres", "postgresql"):
+        return f"postgresql+asyncpg://{rest}"
+    if scheme == "sqlite":
+        return f"sqlite+aiosqlite://{rest}"
+    if scheme in ("postgresql+asyncpg", "sqlite+aiosqlite"):
+        return url
+    raise ValueError(f"database_url {url!r}: unsupported database (use sqlite:/// or postgresql://)")
+
+
+@dataclass(slots=True)
+class Changes:
+    revision: int
+    rows: dict[EntityKind, list[dict[str, Any]]]
+    deleted: list[tuple[EntityKind, str]]
+
+
+@dataclass(slots=True)
+class SpendDelta:
+    """One request's cost, to add to the spend of its key, team and user (applied once per stored
+    spend row; with an empty ``request_id``, applied unconditionally)."""
+
+    request_id: str
+    cost: float
+    owners: tuple[tuple[EntityKind, str], ...]
+
+
+class Store:
+    """Async access to the tables; one engine (a small pool) per process."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self.dialect = engine.dialect.name
+
+    @classmethod
+    async def open(cls, url: str) -> Store:
+        """Connect and run the migrations the database needs."""
+        full = async_url(url)
+        if full.startswith("sqlite"):
+            engine = create_async_engine(full, connect_args={"timeout": 30})
+            sa.event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        else:
+            engine = create_async_engine(full, pool_size=5, max_overflow=5, pool_pre_ping=True)
+        store = cls(engine)
+        await store.migrate()
+        return store
+
+    async def migrate(self, target: int = schema.SCHEMA_VERSION) -> int:
+        async with self.engine.begin() as conn:
+            if self.dialect == "postgresql":
+                await conn.execute(sa.select(sa.func.pg_advisory_xact_lock(MIGRATION_LOCK)))
+            before = await conn.run_sync(schema.migrate, target)
+        if before < target:
+            log.info("database schema upgraded from version %d to %d", before, target)
+        return before
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+    # --- counters ------------------------------------------------------------------------------------
+
+    @staticmethod
+    async def _bump(conn: AsyncConnection, name: str) -> int:
+        counter = schema.meta
+        result = await conn.execute(
+            sa.update(counter)
+            .where(counter.c.name == name)
+            .values(value=counter.c.value + 1)
+            .returning(counter.c.value)
+        )
+        return int(result.scalar_one())
+
+    async def counters(self) -> dict[str, int]:
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(sa.select(schema.meta.c.name, schema.meta.c.value))
+            return {name: int(value) for name, value in rows}
+
+    # --- keys, teams, users ----------------------------------------------------------------------------
+
+    async def insert(self, kind: EntityKind, values: dict[str, Any]) -> None:
+        async with self.engine.begin() as conn:
+            revision = await self._bump(conn, "revision")
+            await conn.execute(sa.insert(TABLES[kind]).values(**values, revision=revision))
+
+    async def update(self, kind: EntityKind, entity_id: str, values: dict[str, Any]) -> bool:
+        table = TABLES[kind]
+        async with self.engine.begin() as conn:
+            revision = await self._bump(conn, "revision")
+            extra = {"spend_revision": await self._bump(conn, "spend")} if "spend" in values else {}
+            result = await conn.execute(
+                sa.update(table)
+                .where(table.c[PRIMARY[kind]] == entity_id)
+                .values(**values, **extra, revision=revision)
+            )
+            return bool(result.rowcount)
+
+    async def update_many(self, kind: EntityKind, ids: Sequence[str], values: dict[str, Any]) -> None:
+        """The same change to several rows (a team's members joining it)."""
+        if not ids:
+            return
+        table = TABLES[kind]
+        async with self.engine.begin() as conn:
+            revision = await self._bump(conn, "revision")
+            await conn.execute(
+                sa.update(table).where(table.c[PRIMARY[kind]].in_(ids)).values(**values, revision=revision)
+            )
+
+    async def replace_rows(self, kind: EntityKind, rows: Sequence[tuple[str, dict[str, Any]]]) -> None:
+        """Different changes to several rows of one kind, in one transaction."""
+        if not rows:
+            return
+        table = TABLES[kind]
+        async with self.engine.begin() as conn:
+            revision = await self._bump(conn, "revision")
+            for entity_id, values in rows:
+                await conn.execute(
+                    sa.update(table)
+                    .where(table.c[PRIMARY[kind]] == entity_id)
+                    .values(**values, revision=revision)
+                )
+
+    async def delete(self, kind: EntityKind, ids: Sequence[str]) -> list[str]:
+        """Delete rows; returns the ids that existed."""
+        table = TABLES[kind]
+        column = table.c[PRIMARY[kind]]
+        async with self.engine.begin() as conn:
+            revision = await self._bump(conn, "revision")  # first: takes SQLite's write lock at once
+            found = [r[0] for r in await conn.execute(sa.select(column).where(column.in_(ids)))]
+            if not found:
+                return []
+            await conn.execute(sa.delete(table).where(column.in_(found)))
+            await conn.execute(
+                sa.insert(schema.deletions),
+                [{"kind": kind, "entity_id": i, "revision": revision} for i in found],
+            )
+            return found
+
+    async def rekey(self, old_token: str, row: dict[str, Any]) -> bool:
+        """Replace a key's token (regeneration): the old one stops working on every instance."""
+        table = schema.keys
+        async with self.engine.begin() as conn:
+            revision = await self._bump(conn, "revision")
+            result = await conn.execute(sa.delete(table).where(table.c.token == old_token))
+            if not result.rowcount:
+                return False
+            await conn.execute(sa.insert(table).values(**row, revision=revision))
+            await conn.execute(
+                sa.insert(schema.deletions), [{"kind": "key", "entity_id": old_token, "revision": revision}]
+            )
+            return True
+
+    async def get(self, kind: EntityKind, entity_id: str) -> dict[str, Any] | None:
+        table = TABLES[kind]
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(sa.select(table).where(table.c[PRIMARY[kind]] == entity_id))).first()
+            return None if row is None else dict(row._mapping)
+
+    async def find(
+        self,
+        kind: EntityKind,
+        where: Mapping[str, Any] | None = None,
+        *,
+        offset: int = 0,
+        limit: int | None = None,
+    ) -> tuple[list[dict[str, Any]], int]:
+        """Rows matching equality filters, in creation order, and the total count."""
+        table = TABLES[kind]
+        conditions = [table.c[name] == value for name, value in (where or {}).items()]
+        async with self.engine.connect() as conn:
+            total = (
+                await conn.execute(sa.select(sa.func.count()).select_from(table).where(*conditions))
+            ).scalar_one()
+            query = sa.select(table).where(*conditions).order_by(table.c.created_at, table.c[PRIMARY[kind]])
+            if limit is not None:
+                query = query.offset(offset).limit(limit)
+            rows = [dict(r._mapping) for r in await conn.execute(query)]
+            return rows, int(total)
+
+    async def changes(self, since: int) -> Changes:
+        """Rows written and ids deleted after revision ``since`` (``since=-1``: everything)."""
+        async with self.engine.connect() as conn:
+            revision = (
+                await conn.execute(sa.select(schema.meta.c.value).where(schema.meta.c.name == "revision"))
+            ).scalar_one()
+            rows: dict[EntityKind, list[dict[str, Any]]] = {}
+            for kind, table in TABLES.items():
+                query = sa.select(table)
+                if since >= 0:
+                    query = query.where(table.c.revision > since)
+                rows[kind] = [dict(r._mapping) for r in await conn.execute(query)]
+            deleted: list[tuple[EntityKind, str]] = []
+            if since >= 0:
+                gone = await conn.execute(
+                    sa.select(schema.deletions.c.kind, schema.deletions.c.entity_id).where(
+                        schema.deletions.c.revision > since
+                    )
+                )
+                deleted = [(kind, entity_id) for kind, entity_id in gone]
+            return Changes(int(revision), rows, deleted)
+
+    async def spend_since(self, since: int) -> tuple[int, list[tuple[EntityKind, str, float, float | None]]]:
+        """(spend counter, [(kind, id, spend, budget_reset_at)]) for rows whose spend moved after
+        ``since``."""
+        async with self.engine.connect() as conn:
+            counter = (
+                await conn.execute(sa.select(schema.meta.c.value).where(schema.meta.c.name == "spend"))
+            ).scalar_one()
+            found: list[tuple[EntityKind, str, float, float | None]] = []
+            if int(counter) > since:
+                for kind, table in TABLES.items():
+                    rows = await conn.execute(
+                        sa.select(table.c[PRIMARY[kind]], table.c.spend, table.c.budget_reset_at).where(
+                            table.c.spend_revision > since
+                        )
+                    )
+                    found.extend((kind, i, float(s), r) for i, s, r in rows)
+            return int(counter), found
+
+    # --- spend ----------------------------------------------------------------------------------------
+
+    async def write_spend(self, logs: Sequence[dict[str, Any]], deltas: Sequence[SpendDelta]) -> None:
+        """Insert spend rows and add their costs to their owners, once: a request id already stored (a
+        batch retried after a lost acknowledgement) adds nothing."""
+        async with self.engine.begin() as conn:
+            counter = await self._bump(conn, "spend")
+            applied: Iterable[SpendDelta] = deltas
+            if logs:
+                insert = (postgresql.insert if self.dialect == "postgresql" else sqlite.insert)(
+                    schema.spend_logs
+                )
+                statement = insert.on_conflict_do_nothing(index_elements=["request_id"]).returning(
+                    schema.spend_logs.c.request_id
+                )
+                inserted: set[str] = set()
+                for chunk in _chunks(logs, 500):
+                    result = await conn.execute(statement, list(chunk))
+                    inserted.update(r[0] for r in result)
+                applied = [d for d in deltas if not d.request_id or d.request_id in inserted]
+            totals: dict[tuple[EntityKind, str], float] = defaultdict(float)
+            for delta in applied:
+                for owner in delta.owners:
+                    totals[owner] += delta.cost
+            for kind, table in TABLES.items():
+                params = [
+                    {"entity": entity_id, "delta": cost}
+                    for (k, entity_id), cost in totals.items()
+                    if k == kind and cost
+                ]
+                if params:
+                    await conn.execute(
+                        sa.update(table)
+                        .where(table.c[PRIMARY[kind]] == sa.bindparam("entity"))
+                        .values(spend=table.c.spend + sa.bindparam("delta"), spend_revision=counter),
+                        params,
+                    )
+
+    async def reset_budgets(self, at: float) -> int:
+        """Zero the spend of every budget whose window ended, and move its reset time on; returns how
+        many were reset. Instances racing to do it reset each budget once (the update re-checks the old
+        reset time)."""
+        due: list[tuple[EntityKind, str, str | None, float]] = []
+        async with self.engine.connect() as conn:
+            for kind, table in TABLES.items():
+                rows = await conn.execute(
+                    sa.select(table.c[PRIMARY[kind]], table.c.budget_duration, table.c.budget_reset_at).where(
+                        table.c.budget_reset_at <= at
+                    )
+                )
+                due.extend((kind, i, d, r) for i, d, r in rows)
+        if not due:
+            return 0
+        async with self.engine.begin() as conn:
+            counter = await self._bump(conn, "spend")
+            for kind, entity_id, duration, reset_at in due:
+                table = TABLES[kind]
+                following = None
+                if duration:
+                    step = duration_seconds(duration)
+                    following = reset_at + ((at - reset_at) // step + 1) * step
+                await conn.execute(
+                    sa.update(table)
+                    .where(table.c[PRIMARY[kind]] == entity_id, table.c.budget_reset_at == reset_at)
+                    .values(spend=0.0, budget_reset_at=following, spend_revision=counter)
+                )
+        return len(due)
+
+    async def spend_logs(
+        self, filters: Mapping[str, Any], start: float | None, end: float | None, limit: int
+    ) -> list[dict[str, Any]]:
+        table = schema.spend_logs
+        conditions = [table.c[name] == value for name, value in filters.items()]
+        if start is not None:
+            conditions.append(table.c.start_time >= start)
+        if end is not None:
+            conditions.append(table.c.start_time < end)
+        query = sa.select(table).where(*conditions).order_by(table.c.start_time.desc()).limit(limit)
+        async with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in await conn.execute(query)]
+
+    async def spend_totals(
+        self, group: Sequence[str], filters: Mapping[str, Any], start: float | None, end: float | None
+    ) -> list[dict[str, Any]]:
+        """Spend, tokens and requests summed by the ``group`` columns over a time range."""
+        table = schema.spend_logs
+        columns = [table.c[name] for name in group]
+        conditions = [table.c[name] == value for name, value in filters.items()]
+        if start is not None:
+            conditions.append(table.c.start_time >= start)
+        if end is not None:
+            conditions.append(table.c.start_time < end)
+        query = (
+            sa.select(
+                *columns,
+                sa.func.sum(table.c.spend).label("spend"),
+                sa.func.sum(table.c.prompt_tokens).label("input_tokens"),
+                sa.func.sum(table.c.completion_tokens).label("output_tokens"),
+                sa.func.sum(table.c.cache_read_input_tokens).label("cache_read_input_tokens"),
+                sa.func.sum(table.c.cache_creation_input_tokens).label("cache_creation_input_tokens"),
+                sa.func.count().label("requests"),
+            )
+            .where(*conditions)
+            .group_by(*columns)
+            .order_by(*columns)
+        )
+        async with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in await conn.execute(query)]
+
+
+def _chunks(items: Sequence[dict[str, Any]], size: int) -> Iterable[Sequence[dict[str, Any]]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    """WAL (readers never wait for the writer; several worker processes share the file) and a busy
+    timeout instead of instant "database is locked" errors."""
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()

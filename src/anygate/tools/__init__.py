@@ -1,0 +1,69 @@
+"""Features Anthropic's API runs on the server, run by the gateway for every other upstream.
+
+Claude Code leans on them: a too-long prompt answered with Anthropic's exact error makes it compact
+the conversation and go on (:mod:`~anygate.tools.overflow`); ``context_management`` edits keep long
+sessions small (:mod:`~anygate.tools.context_editing`). An Anthropic passthrough upstream runs these
+itself, so its requests are left alone (:data:`NATIVE_PROVIDERS`).
+
+The gateway's path pays for none of this unless a request asks for it: one key test on the request and
+one on the deployment's ``model_info``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from typing import Any, Final
+
+from anygate.deployment import Deployment
+from anygate.protocol.errors import GatewayError
+from anygate.providers.base import Provider
+from anygate.tools.context_editing import Edits, apply_edits, requested_edits
+from anygate.tools.overflow import (
+    as_prompt_too_long,
+    client_body_size,
+    input_bound,
+    max_input_tokens,
+    prompt_too_long,
+)
+
+NATIVE_PROVIDERS: Final = frozenset({"anthropic"})
+"""Providers whose upstream runs Anthropic's server-side features itself (passthrough)."""
+
+
+async def server_side_edits(
+    provider: Provider, deployment: Deployment, request: dict[str, Any], headers: Mapping[str, str]
+) -> tuple[dict[str, Any], Edits | None]:
+    """The request as the upstream should get it, and the context edits to report (None when none
+    applied).
+
+    The request's ``context_management`` edits are applied first; then a request known to exceed the
+    deployment's ``max_input_tokens`` is refused as Anthropic refuses it. The request is counted (in a
+    worker thread: a tokenizer over a large prompt takes milliseconds) only when a cheap bound says it
+    might reach a token trigger or the window.
+    """
+    body_size = client_body_size(headers)
+    edits = requested_edits(request, request["model"]) if "context_management" in request else None
+    if edits is not None:
+        counted = None
+        triggers = edits.token_triggers()
+        if triggers and input_bound(request, body_size) >= min(triggers):
+            counted = await asyncio.to_thread(provider.count_tokens_locally, deployment, request)
+        request = apply_edits(request, edits, counted)
+        if not edits.applied:
+            edits = None
+    limit = max_input_tokens(deployment.model_info)
+    if limit is not None and input_bound(request, body_size) > limit:
+        tokens = await asyncio.to_thread(provider.count_tokens_locally, deployment, request)
+        if tokens > limit:
+            raise prompt_too_long(tokens, limit)
+    return request, edits
+
+
+async def overflow_error(
+    error: GatewayError, provider: Provider, deployment: Deployment, request: dict[str, Any]
+) -> GatewayError:
+    """Anthropic's too-long-prompt error for an upstream's context-window ``error`` (see
+    :func:`~anygate.tools.overflow.as_prompt_too_long`), with the request counted locally."""
+    counted = await asyncio.to_thread(provider.count_tokens_locally, deployment, request)
+    return as_prompt_too_long(error, counted, max_input_tokens(deployment.model_info))

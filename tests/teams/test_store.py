@@ -1,0 +1,96 @@
+"""The store and the ledger on a real database: migrations, change tracking, spend written once."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from anygate.teams import schema
+from anygate.teams.cache import Directory
+from anygate.teams.ledger import Ledger
+from anygate.teams.store import SpendDelta, Store, async_url
+
+
+def _key(token: str, **extra: object) -> dict[str, object]:
+    return {"token": token, "key_name": "sk-...abcd", "models": [], "metadata": {}, "spend": 0.0,
+            "blocked": False, "created_at": 1.0, "updated_at": 1.0, **extra}  # fmt: skip
+
+
+def _row(request_id: str, cost: float) -> dict[str, object]:
+    return {"request_id": request_id, "call_type": "anthropic_messages", "api_key": "k1", "model": "m",
+            "start_time": 1.0, "end_time": 2.0, "status": "success", "status_code": 200, "day": "1970-01-01",
+            "spend": cost, "metadata": {}, "cache_read_input_tokens": 3}  # fmt: skip
+
+
+async def test_an_older_database_is_upgraded_on_start(database_url: str) -> None:
+    store = Store(create_async_engine(async_url(database_url)))
+    assert await store.migrate(target=1) == 0  # a database made by the first schema version
+    async with store.engine.connect() as conn:
+        columns = await conn.run_sync(
+            lambda c: {col["name"] for col in sa.inspect(c).get_columns(schema.SPEND_LOGS)}
+        )
+    assert "cache_read_input_tokens" not in columns
+    await store.close()
+    upgraded = await Store.open(database_url)
+    assert (await upgraded.counters())["schema"] == schema.SCHEMA_VERSION
+    async with upgraded.engine.connect() as conn:
+        columns = await conn.run_sync(
+            lambda c: {col["name"] for col in sa.inspect(c).get_columns(schema.SPEND_LOGS)}
+        )
+    assert "cache_read_input_tokens" in columns
+    assert await upgraded.migrate() == schema.SCHEMA_VERSION  # nothing left to do
+    await upgraded.close()
+
+
+async def test_changes_reach_a_second_cache(database_url: str) -> None:
+    one, two = await Store.open(database_url), await Store.open(database_url)
+    cache = Directory()
+    cache.apply(await two.changes(-1), lambda kind, entity_id: 0.0)
+    await one.insert("key", _key("a" * 64, rpm_limit=5))
+    cache.apply(await two.changes(cache.revision), lambda kind, entity_id: 0.0)
+    assert cache.keys["a" * 64].rpm_limit == 5
+    await one.delete("key", ["a" * 64])
+    cache.apply(await two.changes(cache.revision), lambda kind, entity_id: 0.0)
+    assert "a" * 64 not in cache.keys
+    await one.close()
+    await two.close()
+
+
+async def test_spend_is_written_once_even_when_a_batch_is_retried(database_url: str) -> None:
+    store = await Store.open(database_url)
+    await store.insert("key", _key("k1"))
+    deltas = [SpendDelta("r1", 0.5, (("key", "k1"),))]
+    await store.write_spend([_row("r1", 0.5)], deltas)
+    await store.write_spend([_row("r1", 0.5)], deltas)  # the acknowledgement was lost: written again
+    row = await store.get("key", "k1")
+    assert row is not None and row["spend"] == 0.5
+    logs = await store.spend_logs({}, None, None, 10)
+    assert len(logs) == 1 and logs[0]["cache_read_input_tokens"] == 3
+    await store.close()
+
+
+class _Flaky(Store):
+    """A store whose database is down until ``up`` is set."""
+
+    up = False
+
+    async def write_spend(self, logs, deltas):  # type: ignore[no-untyped-def]
+        if not self.up:
+            raise ConnectionRefusedError("database is down")
+        await super().write_spend(logs, deltas)
+
+
+async def test_the_ledger_keeps_spend_while_the_database_is_down(database_url: str) -> None:
+    real = await Store.open(database_url)
+    store = _Flaky(real.engine)
+    await store.insert("key", _key("k1"))
+    ledger = Ledger(store, interval=0.01)
+    ledger.add(_row("r1", 0.25), 0.25, (("key", "k1"),))
+    assert not await ledger.flush()
+    assert ledger.pending("key", "k1") == 0.25 and ledger.buffered == 1
+    store.up = True
+    await ledger.aclose()
+    assert ledger.pending("key", "k1") == 0.0
+    row = await store.get("key", "k1")
+    assert row is not None and row["spend"] == 0.25
+    await store.close()
