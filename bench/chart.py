@@ -64,6 +64,8 @@ def draw(results: dict[str, Any], path: Path) -> bool:
         "g": "(g) Gemini\nstreaming",
         "h": "(h) Responses\nnon-streaming",
         "i": "(i) Responses\nstreaming",
+        "j": "(j) Bedrock\nConverseStream",
+        "k": "(k) Claude on\nBedrock stream",
     }
     fig, axes = plt.subplots(1, 2, figsize=(13, 5.2))
     panels = [

@@ -29,6 +29,8 @@ ANTHROPIC_MODEL = "bench-anthropic"
 ANTHROPIC_SLOW_MODEL = "bench-anthropic-slow"
 RESPONSES_MODEL = "bench-responses"
 GEMINI_MODEL = "bench-gemini"
+BEDROCK_CONVERSE_MODEL = "bench-bedrock-converse"
+BEDROCK_CLAUDE_MODEL = "bench-bedrock-claude"
 SEED_PROMPT = "Hello, can you tell me a short joke?"
 
 CLAUDE_CODE_TARGET_BYTES = 90_000
@@ -61,6 +63,23 @@ def gemini_direct_request() -> JSON:
     return {
         "contents": [{"role": "user", "parts": [{"text": "Hello, can you tell me a short joke?"}]}],
         "generationConfig": {"maxOutputTokens": 100},
+    }
+
+
+def bedrock_converse_direct_request() -> JSON:
+    """What a gateway sends ConverseStream for the seed request."""
+    return {
+        "messages": [{"role": "user", "content": [{"text": SEED_PROMPT}]}],
+        "inferenceConfig": {"maxTokens": 100},
+    }
+
+
+def bedrock_invoke_direct_request() -> JSON:
+    """What a gateway sends InvokeModelWithResponseStream for the seed request (Claude's body)."""
+    return {
+        "anthropic_version": "bedrock-2023-05-31",
+        "max_tokens": 100,
+        "messages": [{"role": "user", "content": SEED_PROMPT}],
     }
 
 
@@ -566,6 +585,8 @@ def _describe() -> None:
         "gemini stream (g)": seed_request(GEMINI_MODEL, stream=True),
         "responses (h)": responses_request(),
         "responses stream (i)": responses_request(stream=True),
+        "bedrock converse stream (j)": seed_request(BEDROCK_CONVERSE_MODEL, stream=True),
+        "bedrock claude stream (k)": seed_request(BEDROCK_CLAUDE_MODEL, stream=True),
         "claude-code (c)": claude_code_request(),
     }
     for name, body in bodies.items():

@@ -55,9 +55,13 @@ def _check_reasoning(thinking: str, signature: object, expected: str) -> str:
     return ""
 
 
-def _check_usage(usage: object, thinking: str | None) -> str:
+def _check_usage(usage: object, thinking: str | None, expected: tuple[int, int] | None = None) -> str:
     if not isinstance(usage, dict) or "output_tokens" not in usage:
         return "usage.output_tokens missing"
+    if expected is not None:
+        got = (usage.get("input_tokens"), usage.get("output_tokens"))
+        if got != expected:
+            return f"usage (input, output) {got}, expected {expected}"
     if thinking is not None:  # the Responses answer: usage exactly as the upstream reported it
         got = (usage.get("input_tokens"), usage.get("output_tokens"))
         if got != (PROMPT_TOKENS, RESPONSES_OUTPUT_TOKENS):
@@ -86,7 +90,7 @@ def _check_message(data: dict[str, object], thinking: str | None = None) -> str:
     return _check_usage(data.get("usage"), thinking)
 
 
-def _check_stream(raw: bytes, thinking: str | None = None) -> str:
+def _check_stream(raw: bytes, thinking: str | None = None, usage: tuple[int, int] | None = None) -> str:
     """Frame syntax, event order, JSON type == event name, text (and thinking) equal to the upstream's."""
     frames = [f for f in raw.decode("utf-8", "replace").replace("\r\n", "\n").split("\n\n") if f.strip()]
     names: list[str] = []
@@ -149,6 +153,8 @@ def _check_stream(raw: bytes, thinking: str | None = None) -> str:
         if problem:
             return problem
         return _check_usage(final.get("usage"), thinking)
+    if usage is not None:
+        return _check_usage(final.get("usage"), None, usage)
     return ""
 
 
@@ -159,10 +165,11 @@ def check_request(
     stream: bool,
     timeout_s: float = 60,
     thinking: str | None = None,
+    usage: tuple[int, int] | None = None,
 ) -> Check:
     """Send one request and check the answer; never raises for a bad answer. ``thinking``: the reasoning
     summary the answer must carry as a thinking block before the text (its usage is then checked
-    exactly)."""
+    exactly); ``usage``: the (input, output) tokens a stream's final ``message_delta`` must report."""
     try:
         status, resp_headers, raw = _post(url, body, headers, timeout_s)
     except OSError as exc:
@@ -173,7 +180,7 @@ def check_request(
     if stream:
         if not resp_headers.get("content-type", "").startswith("text/event-stream"):
             return Check(False, f"content-type {resp_headers.get('content-type')!r}", status, excerpt)
-        problem = _check_stream(raw, thinking)
+        problem = _check_stream(raw, thinking, usage)
         if problem:
             excerpt = raw[-1500:].decode("utf-8", "replace")
     else:

@@ -1,4 +1,4 @@
-"""The fixed answers of the fake upstream, shaped like what OpenAI and Anthropic really send.
+"""The fixed answers of the fake upstream, shaped like what OpenAI, Anthropic, Gemini and Bedrock really send.
 
 Why realistic shapes: a gateway's per-request cost on the streaming paths is dominated by the number of
 upstream chunks it parses and the number of events it emits, so the fake streams have the same chunk
@@ -19,8 +19,11 @@ The files written here are read once by the Lua code of the nginx upstream at st
 from __future__ import annotations
 
 import base64
+import importlib.util
 import json
 import random
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
 # The joke is split into 15 content pieces, the size of a short real completion.
@@ -400,6 +403,74 @@ def responses_sse() -> str:
     return "".join(f"event: {e['type']}\ndata: {_dumps(e)}\n\n" for e in events)
 
 
+# --- AWS Bedrock Runtime (binary event-stream framing) -----------------------------------------------
+
+
+def _eventstream_encoder() -> Callable[[str, bytes], bytes]:
+    """The project's own event-stream encoder (``encode_event`` of the Bedrock provider), loaded from its
+    file: that module needs only the standard library, while importing the ``anygate`` package would
+    need the gateway's dependencies, which the bench's venv does not have."""
+    path = (
+        Path(__file__).resolve().parents[2] / "src" / "anygate" / "providers" / "bedrock" / "eventstream.py"
+    )
+    spec = importlib.util.spec_from_file_location("_bench_bedrock_eventstream", path)
+    if spec is None or spec.loader is None:
+        raise RuntimeError(f"cannot load {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
+    spec.loader.exec_module(module)
+    encode: Callable[[str, bytes], bytes] = module.encode_event
+    return encode
+
+
+_PADDING = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0"
+"""Bedrock adds a ``p`` field of padding to each event (its length varies, so sizes do not leak text)."""
+
+
+def _pad(i: int) -> str:
+    return _PADDING[: 4 + (i * 11) % 40]
+
+
+def bedrock_converse_stream() -> bytes:
+    """A ConverseStream answer, event for event what Bedrock sends for a text answer: ``messageStart``,
+    a ``contentBlockDelta`` per piece, ``contentBlockStop``, ``messageStop``, then ``metadata`` with
+    the usage."""
+    encode = _eventstream_encoder()
+    events: list[tuple[str, dict[str, object]]] = [("messageStart", {"role": "assistant"})]
+    events += [("contentBlockDelta", {"contentBlockIndex": 0, "delta": {"text": p}}) for p in FAST_PIECES]
+    events.append(("contentBlockStop", {"contentBlockIndex": 0}))
+    events.append(("messageStop", {"stopReason": "end_turn"}))
+    usage = {"inputTokens": _PROMPT_TOKENS, "outputTokens": len(FAST_PIECES)}
+    usage["totalTokens"] = _PROMPT_TOKENS + len(FAST_PIECES)
+    events.append(("metadata", {"usage": usage, "metrics": {"latencyMs": 412}}))
+    return b"".join(
+        encode(kind, _dumps({**payload, "p": _pad(i)}).encode()) for i, (kind, payload) in enumerate(events)
+    )
+
+
+def bedrock_invoke_stream() -> bytes:
+    """An InvokeModelWithResponseStream answer of Claude: each Anthropic event of ``anthropic_sse`` in
+    a ``chunk`` message as base64 ``bytes``, with Bedrock's invocation metrics added to
+    ``message_stop``."""
+    encode = _eventstream_encoder()
+    frames: list[bytes] = []
+    for i, event in enumerate(anthropic_sse(FAST_PIECES).split("\n\n")):
+        data = next((line[6:] for line in event.split("\n") if line.startswith("data: ")), None)
+        if data is None:
+            continue
+        obj = json.loads(data)
+        if obj["type"] == "message_stop":
+            obj["amazon-bedrock-invocationMetrics"] = {
+                "inputTokenCount": _PROMPT_TOKENS,
+                "outputTokenCount": len(FAST_PIECES),
+                "invocationLatency": 412,
+                "firstByteLatency": 198,
+            }
+        raw = base64.b64encode(_dumps(obj).encode()).decode()
+        frames.append(encode("chunk", _dumps({"bytes": raw, "p": _pad(i)}).encode()))
+    return b"".join(frames)
+
+
 def write_all(directory: Path) -> None:
     """Write every fixed answer where the nginx Lua code loads them from.
 
@@ -423,3 +494,7 @@ def write_all(directory: Path) -> None:
     }
     for name, text in files.items():
         (directory / name).write_text(text, encoding="utf-8")
+    # Event-stream answers: whole binary messages back to back; the Lua code splits them by the length
+    # in each message's prelude.
+    (directory / "bedrock_converse.eventstream").write_bytes(bedrock_converse_stream())
+    (directory / "bedrock_invoke.eventstream").write_bytes(bedrock_invoke_stream())
