@@ -12,6 +12,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from bench.scenarios import LOAD_SCENARIOS
+
 _COLORS = {"anygate": "#2b7bba", "litellm": "#e07b39", "direct": "#8c8c8c"}
 
 
@@ -48,7 +50,7 @@ def draw(results: dict[str, Any], path: Path) -> bool:
     except ImportError:
         print("matplotlib is not installed (bash bench/setup.sh): no chart", file=sys.stderr)
         return False
-    keys = [k for k in "abcdfg" if k in results["settings"]["scenarios"]]
+    keys = [k for k in LOAD_SCENARIOS if k in results["settings"]["scenarios"]]
     if not keys:
         return False
     version = results["machine"].get("litellm", "")
@@ -58,6 +60,12 @@ def draw(results: dict[str, Any], path: Path) -> bool:
         "b": "(b) small\nstreaming",
         "c": "(c) Claude Code\n~90 KB streaming",
         "d": "(d) Anthropic\npassthrough",
+        "f": "(f) Gemini\nnon-streaming",
+        "g": "(g) Gemini\nstreaming",
+        "h": "(h) Responses\nnon-streaming",
+        "i": "(i) Responses\nstreaming",
+        "j": "(j) Bedrock\nConverseStream",
+        "k": "(k) Claude on\nBedrock stream",
     }
     fig, axes = plt.subplots(1, 2, figsize=(13, 5.2))
     panels = [

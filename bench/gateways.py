@@ -1,11 +1,18 @@
 """The two gateways under test: their configs (LiteLLM's format for both) and how each is started.
 
-Both get the same four models in front of the same fake upstream:
+Both get the same five models in front of the same fake upstream:
     bench-openai          OpenAI Chat Completions at {upstream}/v1/chat/completions
     bench-openai-slow     the same at {upstream}/slow/v1/... (a chunk every 100 ms, scenario e)
+    bench-responses       OpenAI Responses API at {upstream}/v1/responses (`openai/responses/gpt-5-mini`,
+                          LiteLLM's spelling, for both gateways)
     bench-anthropic       Anthropic passthrough at {upstream}/v1/messages
     bench-anthropic-slow  the same at {upstream}/slow/v1/messages
     bench-gemini          the Gemini API at {upstream}/v1beta/models/gemini-3-flash-preview:…
+    bench-bedrock-converse  Bedrock ConverseStream at {upstream}/model/amazon.nova-pro-v1%3A0/converse-stream
+    bench-bedrock-claude    Claude on Bedrock, InvokeModelWithResponseStream at
+                          {upstream}/model/anthropic.claude-sonnet-4-5-20250929-v1%3A0/invoke-with-response-stream
+The Bedrock models have static AWS keys instead of an api_key, so every request is SigV4-signed as it
+would be for AWS (the fake upstream does not check the signature).
 LiteLLM's `openai/` prefix goes to the Responses API, so LiteLLM uses `hosted_vllm/` for its Chat
 Completions path; anygate uses `openai/`.
 """
@@ -23,6 +30,12 @@ REPO = Path(__file__).resolve().parent.parent
 BENCH = REPO / "bench"
 MASTER_KEY = "sk-bench-master-key-0123456789abcdef"
 UPSTREAM_KEY = "sk-fake-upstream"
+BEDROCK_CREDENTIALS = (
+    "aws_access_key_id: AKIABENCHFAKEUPSTREAM, "
+    "aws_secret_access_key: benchFakeSecretKey0123456789abcdefghijklmn, "
+    "aws_region_name: us-east-1"
+)
+"""Static AWS credentials of the Bedrock models (in place of ``api_key``)."""
 LITELLM_VENV = BENCH / ".venv-litellm"
 ANYGATE_VENV = REPO / ".venv"
 
@@ -40,18 +53,20 @@ class Gateway:
         rows = [
             ("bench-openai", f"{self.openai_prefix}/gpt-4o-mini", f"{up}/v1"),
             ("bench-openai-slow", f"{self.openai_prefix}/gpt-4o-mini", f"{up}/slow/v1"),
+            ("bench-responses", "openai/responses/gpt-5-mini", f"{up}/v1"),
             ("bench-anthropic", "anthropic/claude-sonnet-4-5", up),
             ("bench-anthropic-slow", "anthropic/claude-sonnet-4-5", f"{up}/slow"),
             ("bench-gemini", "gemini/gemini-3-flash-preview", f"{up}/v1beta"),
+            ("bench-bedrock-converse", "bedrock/converse/amazon.nova-pro-v1:0", up),
+            ("bench-bedrock-claude", "bedrock/anthropic.claude-sonnet-4-5-20250929-v1:0", up),
         ]
         lines = ["model_list:"]
         for name, model, base in rows:
             if models is not None and name not in models:
                 continue
             lines.append(f"  - model_name: {name}")
-            lines.append(
-                f'    litellm_params: {{model: {model}, api_base: "{base}", api_key: {UPSTREAM_KEY}}}'
-            )
+            auth = BEDROCK_CREDENTIALS if model.startswith("bedrock/") else f"api_key: {UPSTREAM_KEY}"
+            lines.append(f'    litellm_params: {{model: "{model}", api_base: "{base}", {auth}}}')
         lines.append(f"general_settings: {{master_key: {MASTER_KEY}}}")
         return "\n".join(lines) + "\n"
 

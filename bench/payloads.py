@@ -27,7 +27,10 @@ OPENAI_MODEL = "bench-openai"
 OPENAI_SLOW_MODEL = "bench-openai-slow"
 ANTHROPIC_MODEL = "bench-anthropic"
 ANTHROPIC_SLOW_MODEL = "bench-anthropic-slow"
+RESPONSES_MODEL = "bench-responses"
 GEMINI_MODEL = "bench-gemini"
+BEDROCK_CONVERSE_MODEL = "bench-bedrock-converse"
+BEDROCK_CLAUDE_MODEL = "bench-bedrock-claude"
 SEED_PROMPT = "Hello, can you tell me a short joke?"
 
 CLAUDE_CODE_TARGET_BYTES = 90_000
@@ -63,6 +66,23 @@ def gemini_direct_request() -> JSON:
     }
 
 
+def bedrock_converse_direct_request() -> JSON:
+    """What a gateway sends ConverseStream for the seed request."""
+    return {
+        "messages": [{"role": "user", "content": [{"text": SEED_PROMPT}]}],
+        "inferenceConfig": {"maxTokens": 100},
+    }
+
+
+def bedrock_invoke_direct_request() -> JSON:
+    """What a gateway sends InvokeModelWithResponseStream for the seed request (Claude's body)."""
+    return {
+        "anthropic_version": "bedrock-2023-05-31",
+        "max_tokens": 100,
+        "messages": [{"role": "user", "content": SEED_PROMPT}],
+    }
+
+
 def openai_direct_request(stream: bool = False) -> JSON:
     """What a gateway would send upstream for the seed request: the direct-upstream baseline."""
     body: JSON = {
@@ -73,6 +93,30 @@ def openai_direct_request(stream: bool = False) -> JSON:
     if stream:
         body["stream"] = True
         body["stream_options"] = {"include_usage": True}
+    return body
+
+
+def responses_request(stream: bool = False) -> JSON:
+    """The seed's question to a reasoning model with thinking shown (scenarios f, g): the gateway asks
+    the Responses API for a reasoning summary and the encrypted reasoning to replay on the next turn."""
+    body = seed_request(RESPONSES_MODEL, stream)
+    body["max_tokens"] = 2048
+    body["thinking"] = {"type": "enabled", "budget_tokens": 1024}
+    return body
+
+
+def responses_direct_request(stream: bool = False) -> JSON:
+    """What the gateway sends upstream for :func:`responses_request`: the direct-upstream baseline."""
+    body: JSON = {
+        "model": "gpt-5-mini",
+        "input": [{"role": "user", "content": [{"type": "input_text", "text": SEED_PROMPT}]}],
+        "max_output_tokens": 2048,
+        "store": False,
+        "reasoning": {"effort": "medium", "summary": "auto"},
+        "include": ["reasoning.encrypted_content"],
+    }
+    if stream:
+        body["stream"] = True
     return body
 
 
@@ -537,6 +581,12 @@ def _describe() -> None:
     bodies = {
         "seed (a, d)": seed_request(),
         "seed stream (b)": seed_request(stream=True),
+        "gemini (f)": seed_request(GEMINI_MODEL),
+        "gemini stream (g)": seed_request(GEMINI_MODEL, stream=True),
+        "responses (h)": responses_request(),
+        "responses stream (i)": responses_request(stream=True),
+        "bedrock converse stream (j)": seed_request(BEDROCK_CONVERSE_MODEL, stream=True),
+        "bedrock claude stream (k)": seed_request(BEDROCK_CLAUDE_MODEL, stream=True),
         "claude-code (c)": claude_code_request(),
     }
     for name, body in bodies.items():

@@ -11,6 +11,7 @@ from typing import Any
 from bench.scenarios import (
     ADDED_LATENCY_BUDGET_MS,
     CPU_BUDGET_MS,
+    LOAD_SCENARIOS,
     RATIO_TARGET,
     SCENARIO_E_TITLE,
     SLOW_STREAMS_RSS_BUDGET_MB,
@@ -99,7 +100,7 @@ def render(results: dict[str, Any]) -> str:
             f"- Background load: other processes used at most {max(background):.2f} cores during any "
             f"measured run ({quiet})"
         ]
-    keys = [k for k in "abcdfg" if k in s["scenarios"]]
+    keys = [k for k in LOAD_SCENARIOS if k in s["scenarios"]]
     conns = s["connections"]
     if keys:
         lines += [

@@ -37,8 +37,8 @@ from bench.upstream.server import start_upstream
 from bench.validate import check_request
 
 RESULTS = Path(__file__).resolve().parent / "results"
-ALL_SCENARIOS = "abcdefg"
-DEFAULT_SCENARIOS = "abcde"
+ALL_SCENARIOS = "abcdefghijk"
+DEFAULT_SCENARIOS = "abcdehi"
 
 
 @dataclass
@@ -109,7 +109,7 @@ def _run_scenario(
     else:
         url = f"http://127.0.0.1:{gateway.port}/v1/messages{sc.query}"
         body, headers, expect = encode(sc.body), sc.headers, sc.expect
-        check = check_request(url, body, headers, sc.stream)
+        check = check_request(url, body, headers, sc.stream, thinking=sc.thinking, usage=sc.usage)
         result["check"] = {"ok": check.ok, "problem": check.problem, "status": check.status}
         if not check.ok:
             result["check"]["request"] = {"url": url, "headers": headers, "body_excerpt": body[:600].decode()}
@@ -231,7 +231,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--scenarios",
         default=DEFAULT_SCENARIOS,
-        help="scenario letters to run, e.g. 'abd' or 'a,b' (default: abcde; f and g are the Gemini API)",
+        help="scenario letters to run, e.g. 'abd' or 'a,b' (default: abcdehi; f, g, j, k on request)",
     )
     p.add_argument(
         "--compare-litellm", action="store_true", help="also run LiteLLM 1.110.2 (bench/.venv-litellm)"

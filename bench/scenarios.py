@@ -10,12 +10,14 @@ from dataclasses import dataclass, field
 
 from bench import payloads
 from bench.gateways import MASTER_KEY, UPSTREAM_KEY
+from bench.upstream.responses import FAST_PIECES, SUMMARY_TEXT
 
 CLIENT_HEADERS = {"x-api-key": MASTER_KEY, "anthropic-version": "2023-06-01"}
 _OPENAI_UPSTREAM_HEADERS = {"authorization": f"Bearer {UPSTREAM_KEY}"}
 _ANTHROPIC_UPSTREAM_HEADERS = {"x-api-key": UPSTREAM_KEY, "anthropic-version": "2023-06-01"}
 _GEMINI_UPSTREAM_HEADERS = {"x-goog-api-key": UPSTREAM_KEY}
 _GEMINI_PATH = "/v1beta/models/gemini-3-flash-preview"
+_BEDROCK_HEADERS = {"authorization": "AWS4-HMAC-SHA256 (not checked by the fake upstream)"}
 
 # Texts every successful answer must contain (checked by wrk's Lua on each answer).
 _EXPECT_MESSAGE = "end_turn"
@@ -36,6 +38,12 @@ class Scenario:
     direct_body: payloads.JSON = field(default_factory=dict)
     direct_headers: dict[str, str] = field(default_factory=dict)
     direct_expect: str = ""
+    usage: tuple[int, int] | None = None
+    """(input_tokens, output_tokens) the answer must report exactly; None to check only that usage is
+    there (the Responses scenarios check theirs through ``thinking``)."""
+    thinking: str | None = None
+    """The thinking text the answer must carry before its text (the upstream's reasoning summary), and
+    the exact usage is checked too; None for answers without reasoning."""
 
     @property
     def headers(self) -> dict[str, str]:
@@ -47,7 +55,7 @@ class Scenario:
 
 
 def load_scenarios() -> dict[str, Scenario]:
-    """Scenarios a-d, f and g (e is the slow-stream run, see bench/slow_streams.py)."""
+    """Scenarios a-d and f-k (e is the slow-stream run, see bench/slow_streams.py)."""
     cc = payloads.claude_code_request()
     return {
         "a": Scenario(
@@ -110,6 +118,50 @@ def load_scenarios() -> dict[str, Scenario]:
             direct_headers=_GEMINI_UPSTREAM_HEADERS,
             direct_expect='"finishReason":"STOP"',
         ),
+        "h": Scenario(
+            key="h",
+            title="small, non-streaming, OpenAI Responses upstream (reasoning + text)",
+            body=payloads.responses_request(),
+            stream=False,
+            direct_path="/v1/responses",
+            direct_body=payloads.responses_direct_request(),
+            direct_headers=_OPENAI_UPSTREAM_HEADERS,
+            direct_expect='"output_tokens_details"',
+            thinking=SUMMARY_TEXT,
+        ),
+        "i": Scenario(
+            key="i",
+            title="small, streaming, OpenAI Responses upstream (reasoning + text)",
+            body=payloads.responses_request(stream=True),
+            stream=True,
+            direct_path="/v1/responses",
+            direct_body=payloads.responses_direct_request(stream=True),
+            direct_headers=_OPENAI_UPSTREAM_HEADERS,
+            direct_expect="event: response.completed",
+            thinking=SUMMARY_TEXT,
+        ),
+        "j": Scenario(
+            key="j",
+            title="small, streaming, Bedrock ConverseStream (SigV4)",
+            body=payloads.seed_request(payloads.BEDROCK_CONVERSE_MODEL, stream=True),
+            stream=True,
+            direct_path="/model/amazon.nova-pro-v1%3A0/converse-stream",
+            direct_body=payloads.bedrock_converse_direct_request(),
+            direct_headers=_BEDROCK_HEADERS,
+            direct_expect="messageStop",
+            usage=(15, len(FAST_PIECES)),
+        ),
+        "k": Scenario(
+            key="k",
+            title="small, streaming, Claude on Bedrock InvokeModelWithResponseStream (SigV4)",
+            body=payloads.seed_request(payloads.BEDROCK_CLAUDE_MODEL, stream=True),
+            stream=True,
+            direct_path="/model/anthropic.claude-sonnet-4-5-20250929-v1%3A0/invoke-with-response-stream",
+            direct_body=payloads.bedrock_invoke_direct_request(),
+            direct_headers=_BEDROCK_HEADERS,
+            direct_expect='"bytes":',
+            usage=(15, len(FAST_PIECES)),
+        ),
     }
 
 
@@ -134,9 +186,17 @@ def slow_stream_body() -> bytes:
 
 
 # Budget of the issue: CPU ms per request at 32 connections with one worker.
-CPU_BUDGET_MS = {"a": 0.4, "b": 0.8, "c": 1.5, "d": 0.3, "f": 0.4, "g": 0.8}
-"""The Gemini scenarios (f, g) have the OpenAI translator's budgets (a, b)."""
-ADDED_LATENCY_BUDGET_MS = {"a": 1.0, "d": 1.0}
+# The Gemini scenarios (f, g) and the Responses ones (h, i) have the Chat Completions translator's
+# budgets of (a) and (b); the Bedrock streams (j, k) have (b)'s plus SigV4 signing, measured at 10-24 µs
+# a request in-process (SigV4Signer.sign of the bench's request, 20,000 signings, on the 2-core machine).
+SIGV4_MS = 0.025
+CPU_BUDGET_MS = {
+    **{"a": 0.4, "b": 0.8, "c": 1.5, "d": 0.3, "f": 0.4, "g": 0.8, "h": 0.4, "i": 0.8},
+    **{"j": 0.8 + SIGV4_MS, "k": 0.8 + SIGV4_MS},
+}
+ADDED_LATENCY_BUDGET_MS = {"a": 1.0, "d": 1.0, "h": 1.0}
+LOAD_SCENARIOS = "abcdfghijk"
+"""The scenarios measured with wrk, in report order (e has its own table)."""
 SLOW_STREAMS_RSS_BUDGET_MB = 300.0
 # anygate must cost at least this many times less CPU per request than LiteLLM.
 RATIO_TARGET = 50.0

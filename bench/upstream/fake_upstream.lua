@@ -1,4 +1,5 @@
--- Fake OpenAI / Anthropic upstream for the anygate benchmark, run inside nginx's Lua module.
+-- Fake OpenAI (Chat Completions and Responses) / Anthropic / Gemini / Bedrock upstream for the anygate benchmark,
+-- run inside nginx's Lua module.
 --
 -- Why Lua inside nginx: whether to answer with JSON or SSE depends on `"stream": true` in the
 -- request body, which plain nginx config cannot look at; the Lua module reads the body in C and
@@ -30,12 +31,32 @@ local function split_events(s)
   return out
 end
 
+-- Split an AWS event-stream file into whole messages: each starts with its total length (4 bytes,
+-- big-endian) in its prelude.
+local function split_eventstream(s)
+  local out = {}
+  local start = 1
+  while start + 3 <= #s do
+    local b1, b2, b3, b4 = string.byte(s, start, start + 3)
+    local total = ((b1 * 256 + b2) * 256 + b3) * 256 + b4
+    out[#out + 1] = string.sub(s, start, start + total - 1)
+    start = start + total
+  end
+  return out
+end
+
 function M.load(dir, interval)
   slow_interval = interval
-  for _, api in ipairs({ "openai", "anthropic", "gemini" }) do
+  for _, api in ipairs({ "openai", "anthropic", "gemini", "responses" }) do
     bodies[api .. "_json"] = read_file(dir .. "/" .. api .. ".json")
     bodies[api .. "_sse"] = split_events(read_file(dir .. "/" .. api .. ".sse"))
+  end
+  -- Responses has no slow variant (scenario e runs Chat Completions and Anthropic).
+  for _, api in ipairs({ "openai", "anthropic", "gemini" }) do
     bodies[api .. "_slow_sse"] = split_events(read_file(dir .. "/" .. api .. "_slow.sse"))
+  end
+  for _, api in ipairs({ "bedrock_converse", "bedrock_invoke" }) do
+    bodies[api] = split_eventstream(read_file(dir .. "/" .. api .. ".eventstream"))
   end
 end
 
@@ -68,8 +89,9 @@ local function send_stream(events, slow)
   end
 end
 
--- api: "openai", "anthropic" or "gemini"; slow: true for the 10-second streams of scenario (e);
--- stream: true/false when the path says it (Gemini's streamGenerateContent), nil to read the body.
+-- api: "openai", "responses", "anthropic" or "gemini"; slow: true for the 10-second streams of
+-- scenario (e); stream: true/false when the path says it (Gemini's streamGenerateContent), nil to read
+-- the body.
 function M.serve(api, slow, stream)
   if ngx.req.get_method() ~= "POST" then
     ngx.status = 405
@@ -91,6 +113,26 @@ function M.serve(api, slow, stream)
     ngx.header["Content-Type"] = "application/json"
     ngx.header["Content-Length"] = #body
     ngx.print(body)
+  end
+end
+
+-- Bedrock's streaming operations (ConverseStream, InvokeModelWithResponseStream): the path says it
+-- streams; the answer is binary event-stream messages, one per write. The SigV4 signature is not
+-- checked.
+function M.serve_eventstream(api)
+  if ngx.req.get_method() ~= "POST" then
+    ngx.status = 405
+    ngx.header["Content-Type"] = "application/json"
+    ngx.print('{"message":"POST only"}')
+    return
+  end
+  ngx.req.read_body()
+  ngx.header["x-amzn-RequestId"] = "0bench00-0000-4000-8000-fakeupstream"
+  ngx.header["Content-Type"] = "application/vnd.amazon.eventstream"
+  local messages = bodies[api]
+  for i = 1, #messages do
+    ngx.print(messages[i])
+    ngx.flush(false)
   end
 end
 

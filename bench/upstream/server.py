@@ -3,6 +3,7 @@
 Paths served (one fake upstream for both gateways):
     POST /v1/chat/completions        OpenAI Chat Completions: JSON, or a fast SSE stream if "stream": true
     POST /slow/v1/chat/completions   the same, streams send a content chunk every 100 ms for 10 s
+    POST /v1/responses               OpenAI Responses API: JSON, or a fast SSE stream (reasoning, then text)
     POST /v1/messages                Anthropic Messages: JSON, or a fast SSE stream
     POST /slow/v1/messages           the same, slow
 """

@@ -3,12 +3,14 @@ round-trips across turns through the gateway, and refused reasoning is retried o
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
+import orjson
 import pytest
 
 import anygate
-from anygate.config import load_config
+from anygate.config import Config, GeneralSettings, load_config
 from anygate.protocol.accumulate import accumulate
 from tests.conftest import UPSTREAM_KEY
 from tests.fakes.responses_model import RESPONSES_PATH, Call, FakeResponsesModel, Turn
@@ -139,3 +141,79 @@ model_list:
     )
     with pytest.raises(Exception, match="use_responses_api"):
         load_config(str(path))
+
+
+def _edited(signature: str) -> str:
+    """The envelope with its sealed reasoning item edited as a client could: another
+    ``encrypted_content`` (one the upstream would accept), the MAC left as it was."""
+    prefix, body, mac = signature.rsplit(".", 2)
+    payload = orjson.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+    payload["encrypted_content"] = payload["encrypted_content"][:-4] + "AAAA"
+    forged = base64.urlsafe_b64encode(orjson.dumps(payload)).decode().rstrip("=")
+    return f"{prefix}.{forged}.{mac}"
+
+
+@pytest.mark.parametrize("stream", [True, False])
+async def test_an_edited_reasoning_envelope_is_not_sent_upstream(
+    upstream: FakeUpstream, stream: bool
+) -> None:
+    model = FakeResponsesModel(SCRIPT)
+    upstream.handle(RESPONSES_PATH, model)
+    messages = [{"role": "user", "content": "Add things."}]
+    first = await ask(upstream, messages, stream=stream)
+    thinking, call = first["content"][0], first["content"][-1]
+    assert thinking["type"] == "thinking" and call["type"] == "tool_use"
+    edited = {**thinking, "signature": _edited(thinking["signature"])}
+    messages += [
+        {"role": "assistant", "content": [edited, call]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": call["id"], "content": "1"}]},
+    ]
+    answer = await ask(upstream, messages, stream=stream)
+    assert answer["content"][-1]["type"] == "tool_use"
+    sent = model.requests[-1]
+    assert len(model.requests) == 2 and model.refusals == [], "dropped by the gateway, not by a retry"
+    assert sent.reasoning_items() == []
+    assert [item.get("type") or item["role"] for item in sent.input] == [
+        "user",
+        "function_call",
+        "function_call_output",
+    ]
+    assert_valid_responses_request(sent.body)
+
+
+async def test_an_envelope_another_gateway_sealed_is_not_sent_upstream(upstream: FakeUpstream) -> None:
+    """The same upstream organisation (it would accept the reasoning), but the envelope was sealed under
+    another master key: this gateway cannot vouch for it, so the item is left out."""
+    model = FakeResponsesModel(SCRIPT)
+    upstream.handle(RESPONSES_PATH, model)
+    other = anygate.Gateway(Config(deployments=(), general=GeneralSettings(master_key="sk-another-gateway")))
+    try:
+        first = await other.messages.acreate(
+            model="openai/responses/gpt-5",
+            messages=[{"role": "user", "content": "Add things."}],
+            max_tokens=1000,
+            tools=TOOLS,
+            thinking={"type": "enabled", "budget_tokens": 4096},
+            api_base=f"{upstream.url}/v1",
+            api_key=UPSTREAM_KEY,
+        )
+    finally:
+        await other.aclose()
+    content = [block.model_dump(exclude_none=True) for block in first.content]
+    assert content[0]["type"] == "thinking" and content[0]["signature"].startswith("anygate.v2.")
+    call = content[-1]
+    messages = [
+        {"role": "user", "content": "Add things."},
+        {"role": "assistant", "content": content},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": call["id"], "content": "1"}]},
+    ]
+    answer = await ask(upstream, messages, stream=True)
+    assert answer["content"][-1]["type"] == "tool_use"
+    sent = model.requests[-1]
+    assert len(model.requests) == 2 and model.refusals == []
+    assert sent.reasoning_items() == []
+    assert [item.get("type") or item["role"] for item in sent.input] == [
+        "user",
+        "function_call",
+        "function_call_output",
+    ]

@@ -86,8 +86,10 @@ class ResponseAssembler:
         self._upstream_usage: dict[str, Any] | None = None
         self._output: list[str] = []
         self._reasoning_text: dict[Hashable, list[str]] = {}
-        self._seen_arguments: dict[Hashable, str] = {}
-        self._seen_text: dict[Hashable, str] = {}
+        # What each item streamed so far, as pieces: joined once, when the item's final state comes
+        # (appending to a string per delta would copy the text again at every delta).
+        self._seen_arguments: dict[Hashable, list[str]] = {}
+        self._seen_text: dict[Hashable, list[str]] = {}
         self._separator_due = False
 
     @property
@@ -124,7 +126,7 @@ class ResponseAssembler:
         elif kind == "response.function_call_arguments.delta":
             self._arguments(key, payload.get("delta"))
         elif kind == "response.function_call_arguments.done":
-            self._arguments(key, _rest(payload.get("arguments"), self._seen_arguments.get(key, "")))
+            self._arguments(key, _rest(payload.get("arguments"), self._seen_arguments.get(key)))
         elif kind == "response.output_item.added":
             self._item_added(key, payload.get("item"))
         elif kind == "response.output_item.done":
@@ -160,7 +162,7 @@ class ResponseAssembler:
         if kind == "reasoning":
             self._reasoning_done(key, item)
         elif kind == "function_call":
-            self._arguments(key, _rest(item.get("arguments"), self._seen_arguments.get(key, "")))
+            self._arguments(key, _rest(item.get("arguments"), self._seen_arguments.get(key)))
         elif kind == "message":
             # The final text, when the deltas did not carry all of it (or any: a message sent whole).
             parts = [p for p in item.get("content") or () if isinstance(p, dict)]
@@ -168,7 +170,7 @@ class ResponseAssembler:
             final = "".join(t for t in texts if isinstance(t, str))
             if any(p.get("type") == "refusal" for p in parts):
                 self._refused = True
-            self._text(key, _rest(final, self._seen_text.get(key, "")))
+            self._text(key, _rest(final, self._seen_text.get(key)))
 
     def _reasoning_done(self, key: Hashable, item: dict[str, Any]) -> None:
         chunks = self._reasoning_text.pop(key, None)
@@ -199,13 +201,13 @@ class ResponseAssembler:
         if self._separator_due:
             self._separator_due = False
             self.blocks.text(MESSAGE_SEPARATOR)
-        self._seen_text[key] = self._seen_text.get(key, "") + text
+        self._seen_text.setdefault(key, []).append(text)
         self._output.append(text)
         self.blocks.text(text)
 
     def _arguments(self, key: Hashable, arguments: object) -> None:
         if isinstance(arguments, str) and arguments:
-            self._seen_arguments[key] = self._seen_arguments.get(key, "") + arguments
+            self._seen_arguments.setdefault(key, []).append(arguments)
             self._output.append(arguments)
             self.blocks.tool_call(key, arguments=arguments)
 
@@ -266,8 +268,9 @@ def _key(payload: dict[str, Any]) -> Hashable:
     return item_id if isinstance(item_id, str) else None
 
 
-def _rest(final: object, seen: str) -> str | None:
-    """What a final text adds to the part already streamed (None when it is not a continuation)."""
+def _rest(final: object, pieces: list[str] | None) -> str | None:
+    """What a final text adds to the pieces already streamed (None when it is not a continuation)."""
+    seen = "".join(pieces) if pieces else ""
     if not isinstance(final, str) or len(final) <= len(seen) or not final.startswith(seen):
         return None
     return final[len(seen) :]
