@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from anygate.protocol.errors import GatewayError
+from anygate.protocol.tools import is_function_tool, request_tool_names
 from anygate.providers.google.schema import gemini_schema
 from anygate.providers.google.signatures import DUMMY_SIGNATURE, Carried, unseal, validates_signatures
 from anygate.providers.google.thinking import thinking_config
@@ -73,7 +74,7 @@ class Translated:
 
 def gemini_body(request: dict[str, Any], target: Target) -> Translated:
     """The ``generateContent`` body for an Anthropic request."""
-    names = tool_name_map(_tool_names(request))
+    names = tool_name_map(request_tool_names(request))
     body: dict[str, Any] = {"contents": gemini_contents(request, target, names)}
     system = system_text(request.get("system"))
     if system:
@@ -327,29 +328,11 @@ def _document_parts(block: dict[str, Any], target: Target) -> list[dict[str, Any
 # --- tools -----------------------------------------------------------------------------------------
 
 
-def _is_function_tool(tool: object) -> bool:
-    return isinstance(tool, dict) and tool.get("type") in (None, "custom") and "input_schema" in tool
-
-
-def _tool_names(request: dict[str, Any]) -> list[str]:
-    names = [str(t["name"]) for t in request.get("tools") or [] if _is_function_tool(t)]
-    for message in request.get("messages") or []:
-        content = message.get("content")
-        if isinstance(content, list):
-            names.extend(
-                str(b.get("name", "")) for b in content if isinstance(b, dict) and b.get("type") == "tool_use"
-            )
-    choice = request.get("tool_choice")
-    if isinstance(choice, dict) and choice.get("type") == "tool":
-        names.append(str(choice.get("name", "")))
-    return names
-
-
 def gemini_tools(tools: object, names: dict[str, str]) -> list[dict[str, Any]]:
     """Function declarations; Anthropic server tools (``web_search_*``, ``bash_*``, …) are dropped."""
     out: list[dict[str, Any]] = []
     for tool in tools if isinstance(tools, list) else []:
-        if not _is_function_tool(tool):
+        if not is_function_tool(tool):
             log.info("dropping Anthropic tool %r: Gemini cannot run it", tool.get("type"))
             continue
         name = str(tool["name"])

@@ -13,6 +13,7 @@ from typing import Any, Final
 
 import orjson
 
+from anygate.protocol.tools import is_function_tool, request_tool_names
 from anygate.providers.openai_chat.names import alnum9_tool_id, tool_name_map
 from anygate.providers.openai_chat.presets import Preset
 from anygate.providers.openai_chat.reasoning import requested_effort
@@ -255,29 +256,11 @@ def _document_parts(block: dict[str, Any]) -> list[dict[str, Any]]:
 # --- tools -----------------------------------------------------------------------------------------
 
 
-def _is_function_tool(tool: object) -> bool:
-    return isinstance(tool, dict) and tool.get("type") in (None, "custom") and "input_schema" in tool
-
-
-def request_tool_names(request: dict[str, Any]) -> list[str]:
-    names = [str(t["name"]) for t in request.get("tools") or [] if _is_function_tool(t)]
-    for message in request.get("messages") or []:
-        content = message.get("content")
-        if isinstance(content, list):
-            names.extend(
-                str(b.get("name", "")) for b in content if isinstance(b, dict) and b.get("type") == "tool_use"
-            )
-    choice = request.get("tool_choice")
-    if isinstance(choice, dict) and choice.get("type") == "tool":
-        names.append(str(choice.get("name", "")))
-    return names
-
-
 def chat_tools(tools: object, names: dict[str, str]) -> list[dict[str, Any]]:
     """Function tools; Anthropic server tools (``web_search_*``, ``bash_*``, …) are dropped and logged."""
     out: list[dict[str, Any]] = []
     for tool in tools if isinstance(tools, list) else []:
-        if not _is_function_tool(tool):
+        if not is_function_tool(tool):
             log.info("dropping Anthropic tool %r: Chat Completions upstreams cannot run it", tool.get("type"))
             continue
         name = str(tool["name"])

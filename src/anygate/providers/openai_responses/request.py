@@ -20,13 +20,13 @@ from typing import Any, Final
 
 import orjson
 
+from anygate.protocol.tools import request_tool_names
 from anygate.providers.openai_chat.names import tool_name_map
 from anygate.providers.openai_chat.presets import Preset
 from anygate.providers.openai_chat.reasoning import requested_effort
 from anygate.providers.openai_chat.request import (
     chat_tools,
     merged_turns,
-    request_tool_names,
     response_format,
     system_text,
     tool_result_content,
