@@ -74,10 +74,10 @@ class Usage:
         if not isinstance(usage, dict):
             return cls()
         return cls(
-            _count(usage.get("input_tokens")),
-            _count(usage.get("output_tokens")),
-            _count(usage.get("cache_read_input_tokens")),
-            _count(usage.get("cache_creation_input_tokens")),
+            token_count(usage.get("input_tokens")),
+            token_count(usage.get("output_tokens")),
+            token_count(usage.get("cache_read_input_tokens")),
+            token_count(usage.get("cache_creation_input_tokens")),
         )
 
     def update(self, usage: object) -> None:
@@ -104,7 +104,8 @@ _USAGE_FIELDS: Final = (
 )
 
 
-def _count(value: object) -> int:
+def token_count(value: object) -> int:
+    """A token figure from an upstream's usage: a positive integer, else 0 (missing, null, malformed)."""
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
 

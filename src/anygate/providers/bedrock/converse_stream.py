@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import orjson
 
-from anygate.hooks import Usage
+from anygate.hooks import Usage, token_count
 from anygate.protocol.errors import UpstreamFailure
 from anygate.providers.bedrock.converse_request import ENVELOPE_PROVIDER
 from anygate.providers.bedrock.errors import stream_exception
@@ -49,10 +49,6 @@ own (beta) stop reason and is kept. Unknown reasons are logged and reported as `
 
 FAILED_STOP_REASONS: Final = frozenset({"malformed_model_output", "malformed_tool_use"})
 """Stop reasons that mean the model's answer is unusable: the attempt fails (and may be retried)."""
-
-
-def _int(value: object) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
 
 class ConverseAssembler:
@@ -170,10 +166,10 @@ class ConverseAssembler:
     def _metadata(self, usage: object) -> None:
         if isinstance(usage, dict):
             self._usage = Usage(
-                input_tokens=_int(usage.get("inputTokens")),
-                output_tokens=_int(usage.get("outputTokens")),
-                cache_read_input_tokens=_int(usage.get("cacheReadInputTokens")),
-                cache_creation_input_tokens=_int(usage.get("cacheWriteInputTokens")),
+                input_tokens=token_count(usage.get("inputTokens")),
+                output_tokens=token_count(usage.get("outputTokens")),
+                cache_read_input_tokens=token_count(usage.get("cacheReadInputTokens")),
+                cache_creation_input_tokens=token_count(usage.get("cacheWriteInputTokens")),
             )
         self._metadata_seen = True
         self._maybe_finish()

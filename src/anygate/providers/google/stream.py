@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import orjson
 
-from anygate.hooks import Usage
+from anygate.hooks import Usage, token_count
 from anygate.protocol.errors import UpstreamFailure
 from anygate.protocol.sse import SSEDecoder, SSEFrame
 from anygate.providers.blocks import BlockStream, FrameTranslator
@@ -114,7 +114,7 @@ class CandidateAssembler:
         """``message_start``, with the prompt tokens of the first chunk (exact on Gemini, which reports
         usage from the first chunk on) or an estimate from the request's size."""
         usage = payload.get("usageMetadata")
-        if isinstance(usage, dict) and _int(usage.get("promptTokenCount")):
+        if isinstance(usage, dict) and token_count(usage.get("promptTokenCount")):
             start = self._usage_of(usage)
             start.output_tokens = max(start.output_tokens, 1)
         else:
@@ -260,16 +260,14 @@ class CandidateAssembler:
 
     @staticmethod
     def _usage_of(usage: dict[str, Any]) -> Usage:
-        cached = _int(usage.get("cachedContentTokenCount"))
-        prompt = _int(usage.get("promptTokenCount")) + _int(usage.get("toolUsePromptTokenCount"))
-        output = _int(usage.get("candidatesTokenCount")) + _int(usage.get("thoughtsTokenCount"))
+        cached = token_count(usage.get("cachedContentTokenCount"))
+        prompt = token_count(usage.get("promptTokenCount")) + token_count(
+            usage.get("toolUsePromptTokenCount")
+        )
+        output = token_count(usage.get("candidatesTokenCount")) + token_count(usage.get("thoughtsTokenCount"))
         return Usage(
             input_tokens=max(prompt - cached, 0), output_tokens=output, cache_read_input_tokens=cached
         )
-
-
-def _int(value: object) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
 
 class GeminiStreamTranslator(FrameTranslator[SSEFrame]):

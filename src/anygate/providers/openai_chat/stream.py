@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import orjson
 
-from anygate.hooks import Usage
+from anygate.hooks import Usage, token_count
 from anygate.protocol.errors import UpstreamFailure
 from anygate.protocol.sse import SSEDecoder, SSEFrame
 from anygate.providers.blocks import BlockStream, FrameTranslator
@@ -214,19 +214,15 @@ class ChoiceAssembler:
                 input_tokens=self._call.local_input_tokens(),
                 output_tokens=count_text_tokens("".join(self._output), self._call.upstream_model),
             )
-        prompt = _int(usage.get("prompt_tokens"))
+        prompt = token_count(usage.get("prompt_tokens"))
         details = usage.get("prompt_tokens_details")
-        cached = _int(details.get("cached_tokens")) if isinstance(details, dict) else 0
-        cached = cached or _int(usage.get("prompt_cache_hit_tokens"))  # DeepSeek
+        cached = token_count(details.get("cached_tokens")) if isinstance(details, dict) else 0
+        cached = cached or token_count(usage.get("prompt_cache_hit_tokens"))  # DeepSeek
         return Usage(
             input_tokens=max(prompt - cached, 0),
-            output_tokens=_int(usage.get("completion_tokens")),
+            output_tokens=token_count(usage.get("completion_tokens")),
             cache_read_input_tokens=cached,
         )
-
-
-def _int(value: object) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
 
 class ChatStreamTranslator(FrameTranslator[SSEFrame]):

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import orjson
 
-from anygate.hooks import Usage
+from anygate.hooks import Usage, token_count
 from anygate.protocol.errors import UpstreamFailure
 from anygate.protocol.sse import SSEDecoder, SSEFrame
 from anygate.providers.blocks import BlockStream, FrameTranslator
@@ -250,10 +250,10 @@ class ResponseAssembler:
                 output_tokens=count_text_tokens("".join(self._output), self._call.upstream_model),
             )
         details = usage.get("input_tokens_details")
-        cached = _int(details.get("cached_tokens")) if isinstance(details, dict) else 0
+        cached = token_count(details.get("cached_tokens")) if isinstance(details, dict) else 0
         return Usage(
-            input_tokens=max(_int(usage.get("input_tokens")) - cached, 0),
-            output_tokens=_int(usage.get("output_tokens")),
+            input_tokens=max(token_count(usage.get("input_tokens")) - cached, 0),
+            output_tokens=token_count(usage.get("output_tokens")),
             cache_read_input_tokens=cached,
         )
 
@@ -274,10 +274,6 @@ def _rest(final: object, pieces: list[str] | None) -> str | None:
     if not isinstance(final, str) or len(final) <= len(seen) or not final.startswith(seen):
         return None
     return final[len(seen) :]
-
-
-def _int(value: object) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
 
 class ResponsesStreamTranslator(FrameTranslator[SSEFrame]):
