@@ -105,6 +105,7 @@ class Gateway:
 OBSERVABILITY_VARIANTS = {
     "bare": "metrics and the dashboard's records off (general_settings metrics: false, ui: false)",
     "traces": "OpenTelemetry traces on (OTEL_TRACES_EXPORTER=console, spans batched to the server log)",
+    "core": "the request path alone: teams, metrics and the dashboard's records off",
 }
 """anygate variants of `--observability`: the default anygate has metrics and the dashboard on."""
 
@@ -117,6 +118,10 @@ class Anygate(Gateway):
         text = super().config(upstream_port, models)
         if self.name == "anygate-bare":
             text = text.replace("general_settings: {", "general_settings: {metrics: false, ui: false, ")
+        elif self.name == "anygate-core":
+            text = text.replace(
+                "general_settings: {", "general_settings: {teams: false, metrics: false, ui: false, "
+            )
         return text
 
     def env(self) -> dict[str, str]:

@@ -10,6 +10,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from tiktoken_ext import openai_public
 
@@ -94,48 +95,32 @@ def test_counting_is_exact_without_network_or_tiktoken_cache(tmp_path: Path) -> 
     assert list(cache.iterdir()) == []
 
 
-async def test_loading_for_a_request_happens_off_the_event_loop(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The in-process SDK has no start-up: the first request to a provider warms it in a worker thread."""
+async def test_counting_never_loads_an_encoding_on_the_event_loop(monkeypatch: pytest.MonkeyPatch) -> None:
+    """On the loop a count uses the estimate until an encoding is loaded; count_tokens runs in a worker
+    thread, which loads the encoding and counts exactly, and later counts on the loop are exact too."""
     threads: list[int] = []
+    real_load = tokens.load_encoding
 
-    def fake_load(name: str, directory: Path = tokens.TOKENIZERS) -> object:
+    def recording_load(name: str, directory: Path = tokens.TOKENIZERS) -> object:
         threads.append(threading.get_ident())
-        return None
+        return real_load(name, directory)
 
     monkeypatch.setattr(tokens, "_LOADED", {})
-    monkeypatch.setattr(tokens, "load_encoding", fake_load)
+    monkeypatch.setattr(tokens, "load_encoding", recording_load)
+    text = "Counting on the loop never blocks it."
+    assert tokens.count_text_tokens(text, "gpt-4") == tokens.estimate_text_tokens(text)
+    assert threads == []
     gateway = Gateway(transport=MockTransport(lambda request: MockResponse.json(COMPLETION)))
-    explicit = [deployment_for_model("openai/gpt-4o", api_key="k")]
-    body = {"model": "openai/gpt-4o", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}
-    await gateway.create_message(body, deployments=explicit)
-    assert len(threads) == len(tokens.ENCODINGS)
-    assert threading.get_ident() not in threads
-    await gateway.create_message(body, deployments=explicit)  # warm: no thread, no second load
-    assert len(threads) == len(tokens.ENCODINGS)
+    explicit = [deployment_for_model("openai/gpt-4", api_key="k")]  # cl100k_base
+    body = {"model": "openai/gpt-4", "messages": [{"role": "user", "content": text}]}
+    counted = orjson.loads((await gateway.count_tokens(body, deployments=explicit)).body or b"{}")
+    assert threads and threading.get_ident() not in threads
+    assert counted["input_tokens"] == tokens.count_request_tokens(body, "gpt-4")
+    exact = len(tokens._LOADED["cl100k_base"].encode_ordinary(text))
+    assert tokens.count_text_tokens(text, "gpt-4") == exact
 
 
 COMPLETION = {
     "choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"}, "finish_reason": "stop"}],
     "usage": {"prompt_tokens": 3, "completion_tokens": 1},
 }
-
-
-@pytest.mark.parametrize(
-    ("model", "preloads"),
-    [("openai/gpt-4o", True), ("anthropic/claude-sonnet-4-5", False), ("mock/m", False)],
-)
-def test_the_server_loads_encodings_at_start_up_when_it_counts_with_them(
-    model: str, preloads: bool, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    """Before it serves (so no request waits on the event loop), and only when a deployment needs them."""
-    from anygate.server import app
-
-    config = tmp_path / "config.yaml"
-    config.write_text(f"model_list:\n  - model_name: m\n    litellm_params:\n      model: {model}\n")
-    calls: list[None] = []
-    monkeypatch.setenv("ANYGATE_CONFIG", str(config))
-    monkeypatch.setattr(app, "configure_logging", lambda level, log_format="text": None)
-    monkeypatch.setattr(app, "tune_garbage_collector", lambda: None)  # process-wide: not in the test process
-    monkeypatch.setattr(tokens, "preload_encodings", lambda: calls.append(None))
-    app.app_from_environment()
-    assert calls == ([None] if preloads else [])

@@ -15,14 +15,16 @@ reads into a cache directory and fails when a configured ``TIKTOKEN_CACHE_DIR`` 
 SHA-256 is checked against the hash tiktoken itself expects. If a file is missing or damaged, counting
 falls back to the estimate and says so once in the log.
 
-Loading both encodings takes about half a second and ~110 MB, so it happens once per process and never on
-the event loop of a request: the OpenAI-compatible provider's ``warm_up`` calls :func:`preload_encodings`,
-which the server runs at start-up for the providers its config uses, and the gateway runs in a worker
-thread before the first request to any other provider (the in-process SDK's case).
+Loading an encoding takes a few tenths of a second and 40-70 MB, so it happens once per process, only
+when something counts with it, and never on the event loop: local ``count_tokens`` runs in a worker
+thread, which loads it; a count on the loop (an answer that reported no usage) uses it once loaded and
+the estimate before. Most answers carry the upstream's usage, so a gateway in front of
+OpenAI-compatible servers usually loads a tokenizer only when a client asks to count tokens.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import logging
@@ -259,15 +261,31 @@ def _load_or_none(name: str) -> Any | None:
 
 
 def _encoding(name: str) -> Any | None:
-    """The tiktoken encoding, loaded on first use (blocking; see :func:`preload_encodings`), or None
-    when its file cannot be loaded: counts then fall back to the estimate."""
+    """The tiktoken encoding, or None when it cannot be had now: counts then fall back to the estimate.
+
+    Off the event loop (a worker thread, a script) the first use loads it, blocking. On the event loop it
+    never loads: a count there (an answer that reported no usage) uses the encoding if some worker thread
+    has loaded it, else the estimate. Loading on the loop would stall it for tenths of a second, and a
+    background load would still starve it of the interpreter lock for as long.
+    """
     try:
         return _LOADED[name]
     except KeyError:
-        with _LOADING:
-            if name not in _LOADED:
-                _LOADED[name] = _load_or_none(name)
-        return _LOADED[name]
+        pass
+    if _on_event_loop():
+        return None
+    with _LOADING:
+        if name not in _LOADED:
+            _LOADED[name] = _load_or_none(name)
+    return _LOADED[name]
+
+
+def _on_event_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
 
 
 def preload_encodings() -> None:

@@ -13,17 +13,20 @@ def default_sqlite_url(config_source: str) -> str:
 
 
 def teams_database_url(config: Config) -> str | None:
-    """The database the teams feature uses, or None when it is off (see ``general_settings.teams``)."""
+    """The database the teams feature uses, or None when it is off.
+
+    Teams are on when the config asks for them: ``general_settings.teams: true`` (keys in SQLite beside
+    the config file unless ``database_url`` says otherwise) or a ``database_url`` (or ``DATABASE_URL``).
+    A config without either runs as before, with no database and no per-request teams work.
+    """
     general = config.general
-    if general.teams is False or not general.master_key:
-        if general.teams and not general.master_key:
-            raise ConfigError("general_settings.teams needs a master_key to administer keys")
+    if general.teams is False or (general.teams is None and not general.database_url):
         return None
+    if not general.master_key:
+        raise ConfigError("teams (virtual keys) need general_settings.master_key to administer keys")
     if general.database_url:
         return general.database_url
     source = config.source
     if source.startswith("<") or source.endswith("default_config.yaml"):
-        if general.teams:
-            raise ConfigError("general_settings.teams needs a database_url when the config is not a file")
-        return None
+        raise ConfigError("general_settings.teams needs a database_url when the config is not a file")
     return default_sqlite_url(source)

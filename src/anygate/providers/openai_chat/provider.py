@@ -9,7 +9,6 @@ from urllib.parse import quote
 
 import orjson
 
-from anygate import tokens
 from anygate.deployment import Deployment
 from anygate.protocol.errors import GatewayError
 from anygate.providers.base import CallContext, StaticCredentials, UpstreamRequest
@@ -68,10 +67,6 @@ class OpenAIChatProvider(StaticCredentials):
             headers["openai-organization"] = deployment.organization
         headers.update(deployment.extra_headers)
         return headers
-
-    def warm_up(self) -> None:
-        """Load the tokenizers that count tokens locally (blocking, about half a second, once)."""
-        tokens.preload_encodings()
 
     # --- the Provider protocol ---------------------------------------------------------------------------
 

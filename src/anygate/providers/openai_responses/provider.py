@@ -14,7 +14,6 @@ from urllib.parse import quote, urlsplit
 
 import orjson
 
-from anygate import tokens
 from anygate.deployment import Deployment
 from anygate.protocol.errors import GatewayError
 from anygate.providers.base import CallContext, StaticCredentials, UpstreamRequest
@@ -70,10 +69,6 @@ class OpenAIResponsesProvider(StaticCredentials):
             query = "?api-version=preview" if version == "preview" else ""
             return f"{base}/openai/v1{path}{query}"
         return f"{base}/openai{path}?api-version={quote(version, safe='')}"
-
-    def warm_up(self) -> None:
-        """Load the tokenizers that count tokens locally (blocking, about half a second, once)."""
-        tokens.preload_encodings()
 
     def prepare(
         self, deployment: Deployment, request: dict[str, Any], ctx: CallContext, *, stream: bool
