@@ -38,7 +38,7 @@ from tests.test_cli import ANYGATE, _environment
 
 BATCH_WRITE_AT = 0.2
 """``proxy_batch_write_at`` of these gateways: the documented most a hard kill can lose."""
-WRITE_SLACK = 0.15
+WRITE_SLACK = 0.3
 """Beyond that interval: the duration of the spend transaction the kill may interrupt, and the time
 between the gateway recording a request and its client reading the answer."""
 THREADS = 6
@@ -195,6 +195,14 @@ class Load:
         with self._lock:
             return list(self.outcomes)
 
+    def wait_for(self, predicate: Callable[[list[Outcome]], bool], timeout: float = 20) -> None:
+        """Until the answers so far satisfy ``predicate``: phases end on counts, not on sleeps, so a
+        slow machine gives the same test."""
+        deadline = time.monotonic() + timeout
+        while not predicate(self.snapshot()):
+            assert time.monotonic() < deadline, "the load did not get that far in time"
+            time.sleep(0.01)
+
     def _client(self, number: int) -> None:
         clients = [
             anthropic.Anthropic(api_key=self.key, base_url=i.url, max_retries=0, timeout=10)
@@ -253,6 +261,15 @@ def recorded(database_url: str, token: str) -> tuple[dict[str, float], float]:
     return asyncio.run(_recorded(database_url, token))
 
 
+def count(
+    outcomes: list[Outcome], instance: int | None = None, *, after: float = 0.0, before: float = math.inf
+) -> int:
+    """The 200 answers (of one instance) received in a time span."""
+    return sum(
+        1 for o in outcomes if o.status == 200 and instance in (None, o.instance) and after < o.done < before
+    )
+
+
 def served(outcomes: list[Outcome]) -> dict[str, float]:
     return {o.request_id: o.cost for o in outcomes if o.status == 200}
 
@@ -287,7 +304,7 @@ def test_one_rate_limit_and_one_budget_hold_across_two_processes(
     wait_known(pair, budgeted)
 
     # rpm: 6 clients send 60 requests over both instances; exactly the limit is accepted ("rpm ... exact")
-    _clear_of_minute_boundary(needed=8)
+    _clear_of_minute_boundary(needed=15)
     window = math.floor(time.time() / 60)
     with Load(pair, limited, max_requests=60) as load:
         load.wait()
@@ -360,16 +377,17 @@ def test_a_hard_kill_loses_at_most_the_last_batch_interval_of_spend(
     wait_known(pair, key)
     victim, survivor = pair
     with Load(pair, key) as load:
-        time.sleep(1.0)
+        load.wait_for(lambda seen: count(seen, instance=0) >= 40)
+        started = min(o.done for o in load.snapshot())
+        time.sleep(max(0.0, started + 3 * BATCH_WRITE_AT - time.monotonic()))  # a few batches written
         killed_at = time.monotonic()
         victim.sigkill()
-        time.sleep(0.6)  # the clients go on with the survivor
+        load.wait_for(lambda seen: count(seen, instance=1, after=killed_at) >= 40)  # the survivor goes on
     survivor.terminate()
     outcomes = load.snapshot()
     rows, total = recorded(fresh_postgres_url, token)
     answered = served(outcomes)
     before_kill = [o for o in outcomes if o.instance == 0 and o.status == 200]
-    assert len(before_kill) >= 20 and any(o.instance == 1 and o.done > killed_at for o in outcomes)
 
     # nothing recorded that was not served (bar requests cut by the kill, whose answers never arrived)
     cut = [o for o in outcomes if o.status == 0]
@@ -382,6 +400,10 @@ def test_a_hard_kill_loses_at_most_the_last_batch_interval_of_spend(
     assert all(o.request_id in rows for o in outcomes if o.instance == 1 and o.status == 200)
     # the victim lost only what it answered in its last batch interval before the kill
     lost = [o for o in before_kill if o.request_id not in rows]
+    assert len(lost) < len(before_kill), "the victim wrote spend batches while it ran"
+    last_written = max(o.done for o in before_kill if o.request_id in rows)
+    # what is lost is the tail (answers may reach their clients a little out of order): no hole
+    assert all(o.done > last_written - 0.1 for o in lost), "spend lost from before a written batch"
     window = BATCH_WRITE_AT + WRITE_SLACK
     assert all(o.done > killed_at - window for o in lost), [killed_at - o.done for o in lost]
     lost_cost = sum(o.cost for o in lost)
@@ -401,18 +423,19 @@ def test_requests_are_served_while_the_database_is_down_and_their_spend_arrives_
         key, token = generate_key(pair[0], {"max_budget": 1000.0, "rpm_limit": 100_000})
         wait_known(pair, key)
         with Load(pair, key) as load:
-            time.sleep(0.4)
+            load.wait_for(lambda seen: count(seen) >= 20)
             database.stop()
             down_from = time.monotonic()
-            time.sleep(1.2)
+            time.sleep(1.0)  # several spend writes and key syncs fail meanwhile
+            load.wait_for(lambda seen: min(count(seen, n, after=down_from) for n in (0, 1)) >= 20)
             down_until = time.monotonic()
             database.start()
             up_at = time.monotonic()
-            time.sleep(0.4)
+            load.wait_for(lambda seen: count(seen, after=up_at) >= 20)
         outcomes = load.snapshot()
+        # every request was served: with the database down, from the key cache
         assert {o.status for o in outcomes} == {200}, sorted({o.status for o in outcomes})
-        while_down = [o for o in outcomes if down_from < o.done < down_until]
-        assert {o.instance for o in while_down} == {0, 1} and len(while_down) >= 20
+        assert min(count(outcomes, n, after=down_from, before=down_until) for n in (0, 1)) >= 20
 
         # both still running: the ledgers retry on their own (no shutdown flush helps here)
         expected = served(outcomes)
