@@ -212,7 +212,10 @@ _REFUSALS: Final = {2: "requests per minute", 3: "tokens per minute", 4: "parall
 
 class RedisLimiter:
     """Counters in Redis, shared by every instance. Releases are queued and sent every
-    ``flush_interval`` seconds (one round trip for all of them), so a request costs one round trip."""
+    ``flush_interval`` seconds (one round trip for all of them), so a request costs one round trip.
+    A release that spends against a budget wakes the sender at once: while it waits, every instance
+    would admit requests on a stale spend, so a budget's overshoot would grow with the request rate
+    instead of staying at the cost of the requests in flight."""
 
     def __init__(self, client: Any, prefix: str, *, flush_interval: float = 0.05) -> None:
         self._client = client
@@ -259,8 +262,10 @@ class RedisLimiter:
     def release(
         self, ticket: object, entities: Sequence[Entity], tokens: int, cost: float, at: float
     ) -> None:
+        budgeted = False
         for entity in entities:
             if entity.limited:
+                budgeted = budgeted or (cost > 0 and entity.max_budget is not None)
                 self._queue += [
                     self.tag(entity),
                     str(tokens if entity.tpm_limit is not None else 0),
@@ -268,23 +273,33 @@ class RedisLimiter:
                     self.window(entity, at),
                     "1" if entity.max_parallel_requests is not None else "0",
                 ]
+        if budgeted:
+            self._wake.set()
         if self._task is None:
             self._task = asyncio.create_task(self._run())
 
     async def _run(self) -> None:
         while True:
-            await asyncio.sleep(self._flush_interval)
-            await self.flush()
+            try:
+                await asyncio.wait_for(self._wake.wait(), self._flush_interval)
+            except TimeoutError:
+                pass
+            self._wake.clear()
+            if not await self.flush():
+                await asyncio.sleep(self._flush_interval)  # Redis unreachable: no tight retry loop
 
-    async def flush(self) -> None:
+    async def flush(self) -> bool:
+        """Send the queued request ends; False (and all of them kept for the next try) on failure."""
         if not self._queue:
-            return
+            return True
         batch, self._queue = self._queue, []
         try:
             await self._release(args=[repr(time.time()), *batch])
         except Exception as exc:
             log.warning("could not send %d request ends to Redis (%s); retrying", len(batch) // 5, exc)
             self._queue[:0] = batch
+            return False
+        return True
 
     async def aclose(self) -> None:
         if self._task is not None:
