@@ -37,6 +37,7 @@ from anygate.protocol.errors import (
     InternalError,
     UpstreamError,
     UpstreamFailure,
+    client_fault,
     malformed_upstream,
 )
 from anygate.protocol.ids import new_request_id
@@ -197,13 +198,12 @@ class Gateway:
                 return await self._attempt_message(deployment, request, ctx, done, record, stream=stream)
 
             response = await self._routed(request["model"], deployments, attempt, record)
-        except CredentialsRejected as exc:
-            failure = _for_principal(exc, principal)
-            self._complete(record, failure)
-            raise failure from None
         except BaseException as exc:
-            self._complete(record, exc)
-            raise
+            failure = _as_failure(exc, principal, record.request_id)
+            self._complete(record, failure)
+            if failure is exc:
+                raise
+            raise failure from None
         if response.stream is None:
             self._complete(record, None, response.usage)
         return response
@@ -234,13 +234,12 @@ class Gateway:
                 return GatewayResponse(body=orjson.dumps({"input_tokens": tokens}))
 
             response = await self._routed(request["model"], deployments, attempt, record)
-        except CredentialsRejected as exc:
-            failure = _for_principal(exc, principal)
-            self._complete(record, failure)
-            raise failure from None
         except BaseException as exc:
-            self._complete(record, exc)
-            raise
+            failure = _as_failure(exc, principal, record.request_id)
+            self._complete(record, failure)
+            if failure is exc:
+                raise
+            raise failure from None
         self._complete(record, None)
         return response
 
@@ -565,6 +564,22 @@ def _amended(call: object, status: int, body: bytes) -> ProviderCall | None:
     (``ProviderCall.amend``, optional), or None."""
     amend = getattr(call, "amend", None)
     return amend(status, body) if amend is not None else None
+
+
+def _as_failure(exc: BaseException, principal: Principal, request_id: str) -> BaseException:
+    """What a request that raised ``exc`` ends with, the same for both faces: a GatewayError as it is
+    (a rejected key as its owner should see it), a request that could not be written again its 400, any
+    other exception a bug (logged here, answered as a 500 ``api_error``); cancellations pass unchanged.
+    Called inside the ``except`` block, so the log keeps the traceback."""
+    if isinstance(exc, CredentialsRejected):
+        return _for_principal(exc, principal)
+    if isinstance(exc, GatewayError) or not isinstance(exc, Exception):
+        return exc
+    fault = client_fault(exc)
+    if fault is not None:
+        return fault
+    log.exception("request %s failed inside the gateway", request_id)
+    return InternalError()
 
 
 def _for_principal(exc: CredentialsRejected, principal: Principal) -> GatewayError:

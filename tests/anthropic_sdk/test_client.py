@@ -20,6 +20,7 @@ from anthropic import beta_tool
 
 import anygate
 from anygate.protocol.errors import STATUS_TO_ERROR_TYPE
+from anygate.providers.mock import MockProvider
 from tests.conftest import UPSTREAM_KEY
 from tests.fakes import anthropic_answers
 from tests.fakes.upstream import FakeUpstream, Json, Sse, sse_data
@@ -305,6 +306,22 @@ def test_a_gateway_error_is_an_exception_before_any_upstream_call(mock_client: a
         mock_client.messages.create(model="mock/demo", max_tokens=-1, messages=HELLO)
     with pytest.raises(anthropic.NotFoundError):
         mock_client.messages.create(model="no-provider-here", max_tokens=5, messages=HELLO)
+
+
+def test_a_bug_in_the_gateway_is_an_internal_server_error_in_process(
+    mock_client: anygate.Anthropic, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """As over HTTP: a logged 500 ``api_error``, not the bug's own exception escaping into the caller."""
+
+    def broken(*args: object) -> object:
+        raise KeyError("content")
+
+    monkeypatch.setattr(MockProvider, "answer", broken)
+    for call in (mock_client.messages.create, anygate.anthropic.messages.create):
+        with pytest.raises(anthropic.InternalServerError) as caught:
+            call(model="mock/demo", max_tokens=5, messages=HELLO)
+        assert caught.value.status_code == 500 and caught.value.body["error"]["type"] == "api_error"  # type: ignore[index]
+    assert "failed inside the gateway" in caplog.text and "KeyError" in caplog.text
 
 
 def test_no_key_fails_before_any_request(upstream: FakeUpstream, monkeypatch: pytest.MonkeyPatch) -> None:

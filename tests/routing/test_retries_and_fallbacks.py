@@ -169,8 +169,8 @@ async def test_a_bug_in_a_translator_is_a_500_that_is_neither_retried_nor_held_a
             router="  num_retries: 3\n  allowed_fails: 0\n",
         )
     )
-    with pytest.raises(KeyError):  # the core lets a bug surface; the faces report it
-        await answer(gateway)
+    bug = await failure(gateway)  # logged, and answered as a 500 by both faces alike
+    assert isinstance(bug, InternalError) and (bug.status, bug.error_type) == (500, "api_error")
     assert len(upstreams.transport.requests) == 1  # neither retried nor sent to the other deployment
     status, _, content = await AsgiClient(gateway).request("POST", MESSAGES, body())
     assert status == 500
