@@ -119,6 +119,25 @@ def test_every_key_format_is_masked() -> None:
     assert mask_secrets(kept) == kept
 
 
+def test_provider_owned_credentials_in_the_config_are_masked_by_value() -> None:
+    """A secret of no recognisable shape, configured as a provider's own param, is masked wherever it
+    appears (an upstream that echoes it in an error, a log line)."""
+    from anygate.config import parse_config
+    from anygate.protocol.redact import mask_secrets, register_config_secrets
+
+    secret = "plain words secret that has no key shape"
+    config = parse_config(
+        "model_list:\n  - model_name: m\n    litellm_params:\n"
+        "      model: bedrock/converse/amazon.nova-pro-v1:0\n"
+        f"      aws_access_key_id: AKIDEXAMPLE\n      aws_secret_access_key: {secret}\n"
+        "      aws_region_name: eu-west-1\n",
+        env={},
+    )
+    register_config_secrets(config)
+    assert secret not in mask_secrets(f"the signature for {secret} did not match")
+    assert "eu-west-1" in mask_secrets("region eu-west-1 is not served")
+
+
 @pytest.mark.parametrize(
     ("status", "client_status", "error_type"),
     [(418, 400, "invalid_request_error"), (302, 502, "api_error"), (599, 502, "api_error"),

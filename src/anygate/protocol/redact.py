@@ -122,17 +122,23 @@ def register_secret(*values: str | None) -> None:
 
 
 CREDENTIAL_HEADER_WORDS: Final = ("key", "auth", "token", "secret")
+CREDENTIAL_PARAM_WORDS: Final = ("secret", "token", "key_id", "credentials")
+"""Provider-owned ``litellm_params`` whose values are credentials (region or project names are not)."""
 """``extra_headers`` whose name contains one of these carry a credential whose value is masked."""
 
 
 def register_config_secrets(config: Config) -> None:
-    """Register every credential a config holds: upstream keys, credential headers, the master key."""
+    """Register every credential a config holds: upstream keys, credential headers, provider-owned
+    credential params (``aws_secret_access_key``, ``aws_session_token``…), the master key."""
     values: list[str | None] = [config.general.master_key]
     for deployment in config.deployments:
         values.append(deployment.api_key)
         for name, value in deployment.extra_headers.items():
             if any(word in name.lower() for word in CREDENTIAL_HEADER_WORDS):
                 values.append(value.partition(" ")[2] if value.lower().startswith("bearer ") else value)
+        for name, value in deployment.params.items():
+            if isinstance(value, str) and any(word in name.lower() for word in CREDENTIAL_PARAM_WORDS):
+                values.append(value)
     register_secret(*values)
 
 
