@@ -10,7 +10,7 @@ Every request is a :class:`~anygate.hooks.RequestRecord` that passes the lifecyc
 here. The path in order (docs/architecture.md draws it)::
 
     create_message → _routed (run_routed: pick, retry, fall back) → _attempt_message
-        → provider.prepare → provider.authorize → upstream.fetch | upstream.send → _first_bytes → _relay
+        → provider.prepare → provider.authorize → upstream.fetch | upstream.send → first_bytes → _relay
 """
 
 from __future__ import annotations
@@ -36,21 +36,28 @@ from anygate.protocol.errors import (
     GatewayError,
     InternalError,
     UpstreamError,
-    UpstreamFailure,
     client_fault,
     malformed_upstream,
 )
 from anygate.protocol.ids import new_request_id
 from anygate.protocol.redact import register_config_secrets
-from anygate.protocol.sse import PING_FRAME, encode_error, encode_event
+from anygate.protocol.sse import encode_error, encode_event
 from anygate.protocol.validation import validate_count_tokens_request, validate_messages_request
-from anygate.providers.base import CallContext, LocalProvider, Provider, ProviderCall, StreamTranslator
+from anygate.providers.base import (
+    Answer,
+    CallContext,
+    LocalProvider,
+    Provider,
+    ProviderCall,
+    StreamTranslator,
+)
 from anygate.providers.registry import SPECS, load_provider
 from anygate.providers.upstream_errors import CredentialsRejected
 from anygate.routing.names import ModelNames
 from anygate.routing.retry import Attempt, AttemptOutcome, run_routed
 from anygate.routing.router import Router
 from anygate.signing import ThinkingSigner
+from anygate.stream_relay import ReleasingStream, first_bytes, translated
 from anygate.tools import NATIVE_PROVIDERS, overflow_error, server_side_edits
 from anygate.tools.context_editing import Edits, ReportingTranslator, report_in_message
 from anygate.tools.overflow import is_overflow
@@ -69,6 +76,15 @@ LARGE_LOCAL_REQUEST: Final = 256
 (20,000 tools took 125 ms), and a small answer is cheaper inline than a thread hop."""
 
 __all__ = ["Gateway", "GatewayResponse", "new_request_id"]
+
+
+@dataclass(slots=True, frozen=True)
+class OpenStream:
+    """An upstream stream whose first translated bytes arrived (:meth:`Gateway._open_call`)."""
+
+    response: UpstreamResponse
+    translator: StreamTranslator
+    first: bytes
 
 
 @dataclass(slots=True)
@@ -374,6 +390,26 @@ class Gateway:
         stream: bool,
         edits: Edits | None,
     ) -> GatewayResponse:
+        opened = await self._open_call(provider, deployment, request, ctx, record, stream=stream)
+        if isinstance(opened, Answer):
+            body = opened.body if edits is None else report_in_message(opened.body, edits)
+            return GatewayResponse(body=body, usage=opened.usage)
+        translator = opened.translator if edits is None else ReportingTranslator(opened.translator, edits)
+        relay = self._relay(opened.response, translator, opened.first, done, record)
+        return GatewayResponse(stream=ReleasingStream(relay, self._abandon(done, record, opened.response)))
+
+    async def _open_call(
+        self,
+        provider: Provider,
+        deployment: Deployment,
+        request: dict[str, Any],
+        ctx: CallContext,
+        record: RequestRecord,
+        *,
+        stream: bool,
+    ) -> Answer | OpenStream:
+        """One upstream call up to its answer (JSON) or its first translated bytes (a stream): every
+        failure until then can still be retried, because the client has received nothing."""
         call = provider.prepare(deployment, request, ctx, stream=stream)
         total, first_byte = self._timeouts(deployment)
         loop = asyncio.get_running_loop()
@@ -392,13 +428,9 @@ class Gateway:
                 status, headers, body = await self.upstream.fetch(upstream_request, timeout=left)
                 if status < 300:
                     try:
-                        answer = call.parse_response(body)
+                        return call.parse_response(body)
                     except ValueError as exc:
                         raise malformed_upstream("response", exc) from None
-                    if edits is not None:
-                        body = report_in_message(answer.body, edits)
-                        return GatewayResponse(body=body, usage=answer.usage)
-                    return GatewayResponse(body=answer.body, usage=answer.usage)
             else:
                 response = await self.upstream.send(upstream_request, timeout=left)
                 if response.status < 300:
@@ -410,36 +442,14 @@ class Gateway:
                 raise provider.map_error(status, headers, body)
             log.info("request %s: the upstream refused the call; retrying it amended", record.request_id)
             call, amendable = amended, False
-        translator: StreamTranslator = call.stream_translator()
-        if edits is not None:
-            translator = ReportingTranslator(translator, edits)
+        translator = call.stream_translator()
         try:
-            first = await self._first_bytes(response, translator, max(deadline - loop.time(), 0.001))
+            first = await first_bytes(response, translator, max(deadline - loop.time(), 0.001))
         except BaseException:
             response.close()
             raise
         record.first_byte = self.clock()
-        relay = self._relay(response, translator, first, done, record)
-        return GatewayResponse(stream=ReleasingStream(relay, self._abandon(done, record, response)))
-
-    async def _first_bytes(
-        self, response: UpstreamResponse, translator: StreamTranslator, timeout: float
-    ) -> bytes:
-        """Read until the translator has something for the client. Failures here can still be retried,
-        because the client has received nothing yet."""
-        try:
-            async with asyncio.timeout(timeout):
-                while True:
-                    chunk = await response.read_chunk()
-                    if not chunk:
-                        return translator.finish()
-                    out = translator.feed(chunk)
-                    if out:
-                        return out
-        except TimeoutError:
-            raise UpstreamFailure(504, f"the upstream sent nothing within {timeout:g}s") from None
-        except ValueError as exc:
-            raise malformed_upstream("stream", exc) from None
+        return OpenStream(response, translator, first)
 
     async def _relay(
         self,
@@ -449,45 +459,16 @@ class Gateway:
         done: AttemptOutcome,
         record: RequestRecord,
     ) -> AsyncGenerator[bytes, None]:
-        """Translate the rest of an upstream stream. Pings fill silences; any failure ends the stream with
-        an ``event: error`` frame, never with a clean-looking end."""
-        general = self.config.general
-        ping_interval = general.stream_ping_interval or None
-        idle_timeout = general.stream_idle_timeout or DEFAULT_STREAM_IDLE_TIMEOUT
+        """Translate the rest of an upstream stream (:func:`~anygate.stream_relay.translated`); any
+        failure ends the stream with an ``event: error`` frame, never with a clean-looking end."""
         failure: GatewayError | None = None
         completed = False
         try:
-            yield first
-            silent = 0.0
-            while True:
-                wait = idle_timeout - silent
-                if ping_interval:
-                    wait = min(ping_interval, wait)
-                try:
-                    async with asyncio.timeout(wait):
-                        chunk = await response.read_chunk()
-                except TimeoutError:
-                    silent += wait
-                    if silent >= idle_timeout:
-                        raise UpstreamFailure(
-                            504, f"the upstream stream was silent for {idle_timeout:g}s"
-                        ) from None
-                    yield PING_FRAME
-                    continue
-                silent = 0.0
-                if not chunk:
-                    break
-                out = translator.feed(chunk)
-                if out:
-                    yield out
-            tail = translator.finish()
+            async for out in translated(response, translator, first, **self._stream_limits()):
+                yield out
             completed = True
-            if tail:
-                yield tail
         except GatewayError as exc:
             failure = exc
-        except ValueError as exc:
-            failure = malformed_upstream("stream", exc)
         except Exception:
             log.exception("stream %s failed inside the gateway", record.request_id)
             failure = InternalError()
@@ -504,6 +485,14 @@ class Gateway:
         if failure is not None:
             log.warning("stream %s failed after it started: %s", record.request_id, failure.message)
             yield encode_error(failure.error_type, failure.message, record.request_id)
+
+    def _stream_limits(self) -> dict[str, Any]:
+        """``ping_interval`` and ``idle_timeout`` of :func:`~anygate.stream_relay.translated`."""
+        general = self.config.general
+        return {
+            "ping_interval": general.stream_ping_interval or None,
+            "idle_timeout": general.stream_idle_timeout or DEFAULT_STREAM_IDLE_TIMEOUT,
+        }
 
     def _abandon(
         self, done: AttemptOutcome, record: RequestRecord, response: UpstreamResponse | None = None
@@ -613,32 +602,3 @@ def _final_usage(events: list[dict[str, Any]]) -> Usage:
         if event.get("type") == "message_delta":
             return Usage.from_anthropic(event.get("usage"))
     return Usage()
-
-
-class ReleasingStream:
-    """An answer's byte stream whose ``aclose()`` releases the upstream even if it was never iterated.
-
-    An async generator closed before its first step never runs its ``finally``; a client that leaves
-    between the gateway's answer and the first byte sent would otherwise keep the upstream connection
-    open and the deployment's in-flight count raised.
-    """
-
-    __slots__ = ("_abandon", "_chunks", "_started")
-
-    def __init__(self, chunks: AsyncGenerator[bytes, None], abandon: Callable[[], None]) -> None:
-        self._chunks = chunks
-        self._abandon = abandon
-        self._started = False
-
-    def __aiter__(self) -> ReleasingStream:
-        return self
-
-    async def __anext__(self) -> bytes:
-        self._started = True
-        return await self._chunks.__anext__()
-
-    async def aclose(self) -> None:
-        if not self._started:
-            self._started = True
-            self._abandon()
-        await self._chunks.aclose()
