@@ -31,7 +31,7 @@ from anygate.config import Config, GeneralSettings, load_config, master_key_from
 from anygate.deployment import Deployment
 from anygate.hooks import IN_PROCESS, OPEN, AttemptRecord, Hook, Hooks, Principal, RequestRecord, Usage
 from anygate.model_catalog import ModelCatalog
-from anygate.protocol.accumulate import accumulate
+from anygate.protocol.accumulate import accumulate, message_events
 from anygate.protocol.errors import (
     GatewayError,
     InternalError,
@@ -57,10 +57,12 @@ from anygate.routing.names import ModelNames
 from anygate.routing.retry import Attempt, AttemptOutcome, run_routed
 from anygate.routing.router import Router
 from anygate.signing import ThinkingSigner
-from anygate.stream_relay import ReleasingStream, first_bytes, translated
+from anygate.stream_relay import OpenStream, ReleasingStream, first_bytes, stream_events, translated
 from anygate.tools import NATIVE_PROVIDERS, overflow_error, server_side_edits
 from anygate.tools.context_editing import Edits, ReportingTranslator, report_in_message
+from anygate.tools.loop import OpenStep, ServerToolTurn
 from anygate.tools.overflow import is_overflow
+from anygate.tools.server_tools import ServerTools, wants_server_tools
 from anygate.upstream import Transport, UpstreamClient, UpstreamResponse
 
 log = logging.getLogger("anygate")
@@ -76,15 +78,6 @@ LARGE_LOCAL_REQUEST: Final = 256
 (20,000 tools took 125 ms), and a small answer is cheaper inline than a thread hop."""
 
 __all__ = ["Gateway", "GatewayResponse", "new_request_id"]
-
-
-@dataclass(slots=True, frozen=True)
-class OpenStream:
-    """An upstream stream whose first translated bytes arrived (:meth:`Gateway._open_call`)."""
-
-    response: UpstreamResponse
-    translator: StreamTranslator
-    first: bytes
 
 
 @dataclass(slots=True)
@@ -137,6 +130,7 @@ class Gateway:
         self.signer = ThinkingSigner(master_key)
         register_config_secrets(self.config)
         self.upstream = UpstreamClient(transport)
+        self.server_tools = ServerTools(self.config.general, self.signer)
         self.hooks = Hooks([MasterKey(master_key)] if master_key else [])
         for hook in hooks:
             self.hooks.add(hook)
@@ -171,6 +165,7 @@ class Gateway:
     async def aclose(self) -> None:
         """Flush the hooks and close the upstream connection pool of the running event loop."""
         await self.hooks.aclose()
+        await self.server_tools.aclose()
         await self.upstream.aclose()
 
     # --- entry points ------------------------------------------------------------------------------
@@ -373,6 +368,10 @@ class Gateway:
         if not native and ("context_management" in request or "max_input_tokens" in deployment.model_info):
             request, edits = await server_side_edits(provider, deployment, request, ctx.client_headers)
         try:
+            if not native and wants_server_tools(request):
+                return await self._server_tool_turn(
+                    provider, deployment, request, ctx, done, record, stream, edits
+                )
             return await self._call_upstream(provider, deployment, request, ctx, done, record, stream, edits)
         except UpstreamError as exc:
             if native or not is_overflow(exc):
@@ -397,6 +396,78 @@ class Gateway:
         translator = opened.translator if edits is None else ReportingTranslator(opened.translator, edits)
         relay = self._relay(opened.response, translator, opened.first, done, record)
         return GatewayResponse(stream=ReleasingStream(relay, self._abandon(done, record, opened.response)))
+
+    async def _server_tool_turn(
+        self,
+        provider: Provider,
+        deployment: Deployment,
+        request: dict[str, Any],
+        ctx: CallContext,
+        done: AttemptOutcome,
+        record: RequestRecord,
+        stream: bool,
+        edits: Edits | None,
+    ) -> GatewayResponse:
+        """A turn in which the gateway runs server tools: several upstream calls, one Anthropic message
+        (:mod:`anygate.tools.loop`). Only the first call is retried by routing; a later failure ends a
+        stream with ``event: error`` (a JSON answer fails as a whole, and may be retried)."""
+        limits = self._stream_limits()
+        turn = ServerToolTurn(
+            request,
+            self.server_tools.toolbox(request),
+            ping_interval=limits["ping_interval"] if stream else None,
+            context_management=edits.report if edits is not None else None,
+        )
+        opened_first: list[OpenStream] = []
+
+        async def open_step(step_request: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+            opened = await self._open_call(provider, deployment, step_request, ctx, record, stream=stream)
+            if isinstance(opened, Answer):
+                return _iterate(message_events(orjson.loads(opened.body)))
+            if not opened_first:
+                opened_first.append(opened)
+            return stream_events(opened, **limits)
+
+        first = await open_step(turn.first_request())
+        if not stream:
+            message = await turn.answer(first, open_step)
+            return GatewayResponse(body=orjson.dumps(message), usage=turn.usage)
+        relay = self._turn_relay(turn, first, open_step, done, record)
+        return GatewayResponse(
+            stream=ReleasingStream(relay, self._abandon(done, record, opened_first[0].response))
+        )
+
+    async def _turn_relay(
+        self,
+        turn: ServerToolTurn,
+        first: AsyncIterator[dict[str, Any]],
+        open_step: OpenStep,
+        done: AttemptOutcome,
+        record: RequestRecord,
+    ) -> AsyncGenerator[bytes, None]:
+        """A server-tool turn's events as SSE, accounted like :meth:`_relay`."""
+        failure: GatewayError | None = None
+        completed = False
+        try:
+            async for event in turn.events(first, open_step):
+                yield encode_event(event)
+            completed = True
+        except GatewayError as exc:
+            failure = exc
+        except Exception:
+            log.exception("stream %s failed inside the gateway", record.request_id)
+            failure = InternalError()
+        finally:
+            usage = turn.usage
+            if completed:
+                done(None, tokens=usage.tokens)
+                self._complete(record, None, usage)
+            else:
+                done(failure, abandoned=failure is None)
+                self._complete(record, failure, usage, client_gone=failure is None)
+        if failure is not None:
+            log.warning("stream %s failed after it started: %s", record.request_id, failure.message)
+            yield encode_error(failure.error_type, failure.message, record.request_id)
 
     async def _open_call(
         self,
@@ -448,7 +519,8 @@ class Gateway:
         except BaseException:
             response.close()
             raise
-        record.first_byte = self.clock()
+        if record.first_byte is None:
+            record.first_byte = self.clock()
         return OpenStream(response, translator, first)
 
     async def _relay(
@@ -546,6 +618,11 @@ class Gateway:
             return call.parse(body)
         except ValueError as exc:
             raise malformed_upstream("count_tokens answer", exc) from None
+
+
+async def _iterate(events: list[dict[str, Any]]) -> AsyncIterator[dict[str, Any]]:
+    for event in events:
+        yield event
 
 
 def _amended(call: object, status: int, body: bytes) -> ProviderCall | None:

@@ -8,7 +8,8 @@ loop (:mod:`anygate.tools.loop`) reads the same bytes back as events, one upstre
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -17,6 +18,15 @@ from anygate.protocol.errors import UpstreamFailure, malformed_upstream
 from anygate.protocol.sse import PING_FRAME, SSEDecoder
 from anygate.providers.base import StreamTranslator
 from anygate.upstream import UpstreamResponse
+
+
+@dataclass(slots=True, frozen=True)
+class OpenStream:
+    """An upstream stream whose first translated bytes arrived (``Gateway._open_call``)."""
+
+    response: UpstreamResponse
+    translator: StreamTranslator
+    first: bytes
 
 
 async def first_bytes(response: UpstreamResponse, translator: StreamTranslator, timeout: float) -> bytes:
@@ -82,13 +92,30 @@ async def translated(
         yield tail
 
 
-async def decoded_events(chunks: AsyncIterator[bytes]) -> AsyncGenerator[dict[str, Any], None]:
-    """The events of the gateway's own SSE bytes (whole frames, see
-    :meth:`~anygate.providers.base.StreamTranslator.feed`), pings included."""
+async def stream_events(
+    opened: OpenStream, *, ping_interval: float | None, idle_timeout: float
+) -> AsyncGenerator[dict[str, Any], None]:
+    """The rest of an opened stream as Anthropic events (pings included), for code that reads a stream
+    instead of relaying it (the server-tool loop). The response is released at the end, or dropped
+    when the reader stops early or the stream fails."""
     decoder = SSEDecoder()
-    async for chunk in chunks:
-        for frame in decoder.feed(chunk):
-            yield orjson.loads(frame.data)
+    completed = False
+    try:
+        async for chunk in translated(
+            opened.response,
+            opened.translator,
+            opened.first,
+            ping_interval=ping_interval,
+            idle_timeout=idle_timeout,
+        ):
+            for frame in decoder.feed(chunk):  # whole frames: see StreamTranslator.feed
+                yield orjson.loads(frame.data)
+        completed = True
+    finally:
+        if completed:
+            opened.response.release()
+        else:
+            opened.response.close()
 
 
 class ReleasingStream:

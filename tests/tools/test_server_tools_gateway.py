@@ -1,0 +1,244 @@
+"""Server tools through the whole gateway: the official SDK as the client, an OpenAI-shaped upstream.
+
+The upstream is scripted per call (``Script``) and records what it was sent, so each test checks both
+faces: the Message (or stream) the SDK gets, and the Chat Completions requests the loop made.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import anthropic
+import orjson
+import pytest
+
+import anygate
+from anygate.config import config_from_mapping
+from anygate.gateway import Gateway
+from anygate.protocol.accumulate import accumulate
+from anygate.providers.base import UpstreamRequest
+from anygate.testing import MockResponse, MockTransport
+from tests.providers.openai_support import chunk, frames
+
+DEFERRED = [
+    {
+        "name": f"{service}_{verb}",
+        "description": f"{verb.title()} a {service} item.",
+        "input_schema": {"type": "object", "properties": {"id": {"type": "string"}}},
+        "defer_loading": True,
+    }
+    for service in ("jira", "github", "slack")
+    for verb in ("create", "delete", "list")
+]
+READ = {"name": "Read", "description": "Read a file.", "input_schema": {"type": "object", "properties": {}}}
+SEARCH_TOOL = {"type": "tool_search_tool_regex_20251119", "name": "tool_search_tool_regex"}
+TOOLS = [READ, SEARCH_TOOL, *DEFERRED]
+QUESTION = [{"role": "user", "content": "Open a jira ticket."}]
+
+Reply = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+def completion(
+    *, text: str | None = None, calls: list[tuple[str, str, dict[str, Any]]] = ()
+) -> dict[str, Any]:
+    message: dict[str, Any] = {"role": "assistant", "content": text}
+    if calls:
+        message["tool_calls"] = [
+            {
+                "id": call_id,
+                "type": "function",
+                "function": {"name": name, "arguments": orjson.dumps(args).decode()},
+            }
+            for call_id, name, args in calls
+        ]
+    return {
+        "id": "chatcmpl-1",
+        "object": "chat.completion",
+        "model": "gpt-4o",
+        "choices": [{"index": 0, "message": message, "finish_reason": "tool_calls" if calls else "stop"}],
+        "usage": {"prompt_tokens": 100, "completion_tokens": 10, "total_tokens": 110},
+    }
+
+
+def streamed(answer: dict[str, Any]) -> list[bytes]:
+    """The same completion as Chat Completions streams it."""
+    message = answer["choices"][0]["message"]
+    payloads = [chunk({"role": "assistant", "content": ""})]
+    if message.get("content"):
+        payloads.append(chunk({"content": message["content"]}))
+    for index, call in enumerate(message.get("tool_calls") or []):
+        payloads.append(chunk({"tool_calls": [{"index": index, **call}]}))
+    payloads.append(chunk({}, answer["choices"][0]["finish_reason"]))
+    payloads.append({**chunk({}), "choices": [], "usage": answer["usage"]})
+    return frames(*payloads)
+
+
+class Script:
+    """The upstream: the n-th call is answered by ``replies[n]``; every request body is kept."""
+
+    def __init__(self, *replies: dict[str, Any]) -> None:
+        self.replies = list(replies)
+        self.bodies: list[dict[str, Any]] = []
+        self.transport = MockTransport(self.answer)
+
+    def answer(self, request: UpstreamRequest) -> MockResponse:
+        body = orjson.loads(request.body)
+        self.bodies.append(body)
+        reply = self.replies[len(self.bodies) - 1]
+        return MockResponse.sse(streamed(reply)) if body.get("stream") else MockResponse.json(reply)
+
+    def tool_names(self, call: int) -> list[str]:
+        return [tool["function"]["name"] for tool in self.bodies[call].get("tools") or []]
+
+
+def client(script: Script) -> anygate.AsyncAnthropic:
+    config = config_from_mapping(
+        {
+            "model_list": [
+                {
+                    "model_name": "up",
+                    "litellm_params": {"model": "openai/gpt-4o", "api_base": "http://up/v1", "api_key": "k"},
+                }
+            ],
+            "router_settings": {"num_retries": 0},
+        }
+    )
+    return anygate.AsyncAnthropic(gateway=Gateway(config, transport=script.transport))
+
+
+def search_then_call() -> Script:
+    return Script(
+        completion(
+            text="Let me find the tool.", calls=[("call_s1", "tool_search_tool_regex", {"pattern": "jira"})]
+        ),
+        completion(calls=[("call_j1", "jira_create", {"id": "T-1"})]),
+    )
+
+
+async def ask(
+    script: Script, *, stream: bool, messages: list[dict[str, Any]] = QUESTION
+) -> anthropic.types.Message:
+    async with client(script) as sdk:
+        if not stream:
+            return await sdk.messages.create(model="up", max_tokens=200, messages=messages, tools=TOOLS)  # type: ignore[arg-type]
+        async with sdk.messages.stream(model="up", max_tokens=200, messages=messages, tools=TOOLS) as events:  # type: ignore[arg-type]
+            return await events.get_final_message()
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
+async def test_tool_search_finds_a_deferred_tool_and_the_model_calls_it(stream: bool) -> None:
+    script = search_then_call()
+    message = await ask(script, stream=stream)
+
+    assert [b.type for b in message.content] == [
+        "text",
+        "server_tool_use",
+        "tool_search_tool_result",
+        "tool_use",
+    ]
+    use, result, call = message.content[1], message.content[2], message.content[3]
+    assert isinstance(use, anthropic.types.ServerToolUseBlock)
+    assert (use.name, use.input, use.id) == ("tool_search_tool_regex", {"pattern": "jira"}, "srvtoolu_s1")
+    assert isinstance(result, anthropic.types.ToolSearchToolResultBlock)
+    assert result.tool_use_id == use.id
+    assert isinstance(result.content, anthropic.types.ToolSearchToolSearchResultBlock)
+    assert [r.tool_name for r in result.content.tool_references] == [
+        "jira_create",
+        "jira_delete",
+        "jira_list",
+    ]
+    assert isinstance(call, anthropic.types.ToolUseBlock)
+    assert (call.name, call.input) == ("jira_create", {"id": "T-1"})
+    assert message.stop_reason == "tool_use"
+    assert (message.usage.input_tokens, message.usage.output_tokens) == (200, 20)
+
+    # the upstream saw the search function but no deferred tool, then the three it found
+    assert script.tool_names(0) == ["Read", "tool_search_tool_regex"]
+    assert script.tool_names(1) == [
+        "Read",
+        "tool_search_tool_regex",
+        "jira_create",
+        "jira_delete",
+        "jira_list",
+    ]
+    second = script.bodies[1]["messages"]
+    assert second[-2]["tool_calls"][0]["function"]["name"] == "tool_search_tool_regex"
+    assert second[-1]["role"] == "tool"
+    assert second[-1]["tool_call_id"] == "srvtoolu_s1"
+    assert "jira_create" in second[-1]["content"]
+
+
+async def test_found_tools_stay_loaded_on_the_next_turn() -> None:
+    first = search_then_call()
+    message = await ask(first, stream=False)
+    later = Script(completion(text="Ticket T-1 is open."))
+    history = [
+        *QUESTION,
+        {"role": "assistant", "content": [b.model_dump(exclude_none=True) for b in message.content]},
+        {
+            "role": "user",
+            "content": [{"type": "tool_result", "tool_use_id": "call_j1", "content": "created T-1"}],
+        },
+    ]
+    answer = await ask(later, stream=False, messages=history)
+
+    assert [b.type for b in answer.content] == ["text"]
+    assert later.tool_names(0) == [
+        "Read",
+        "tool_search_tool_regex",
+        "jira_create",
+        "jira_delete",
+        "jira_list",
+    ]
+    roles = [m["role"] for m in later.bodies[0]["messages"]]
+    assert roles == ["user", "assistant", "tool", "assistant", "tool"]
+
+
+async def test_a_streamed_turn_accumulates_to_the_json_answer() -> None:
+    as_json = await ask(search_then_call(), stream=False)
+    script = search_then_call()
+    async with client(script) as sdk:
+        stream = await sdk.messages.create(
+            model="up",
+            max_tokens=200,
+            messages=QUESTION,
+            tools=TOOLS,
+            stream=True,  # type: ignore[arg-type]
+        )
+        events = [event.model_dump(exclude_none=True) async for event in stream]
+    streamed_message = accumulate(events)
+    expected = {**as_json.model_dump(exclude_none=True), "id": streamed_message["id"], "stop_sequence": None}
+    assert streamed_message == expected
+    kinds = [e["type"] for e in events]
+    assert kinds.count("message_start") == 1 and kinds[-1] == "message_stop"
+    starts = [e["index"] for e in events if e["type"] == "content_block_start"]
+    assert starts == [0, 1, 2, 3]
+
+
+async def test_an_invalid_pattern_is_a_result_the_model_reads_not_a_failure() -> None:
+    script = Script(
+        completion(calls=[("call_s1", "tool_search_tool_regex", {"pattern": "(unclosed"})]),
+        completion(text="I could not search."),
+    )
+    message = await ask(script, stream=False)
+    result = message.content[1]
+    assert isinstance(result, anthropic.types.ToolSearchToolResultBlock)
+    assert isinstance(result.content, anthropic.types.ToolSearchToolResultError)
+    assert result.content.error_code == "invalid_tool_input"
+    assert script.bodies[1]["messages"][-1]["role"] == "tool"
+    assert message.stop_reason == "end_turn"
+
+
+async def test_a_deferred_search_tool_is_refused_like_anthropic_does() -> None:
+    script = Script()
+    async with client(script) as sdk:
+        with pytest.raises(anthropic.BadRequestError) as caught:
+            await sdk.messages.create(
+                model="up",
+                max_tokens=50,
+                messages=QUESTION,
+                tools=[READ, {**SEARCH_TOOL, "defer_loading": True}, *DEFERRED],
+            )  # type: ignore[arg-type]
+    assert "defer_loading" in str(caught.value)
+    assert script.bodies == []
