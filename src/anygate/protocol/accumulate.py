@@ -103,6 +103,10 @@ class MessageAccumulator:
             block["signature"] = block.get("signature", "") + delta["signature"]
         elif kind == "citations_delta" and block["type"] == "text":
             block.setdefault("citations", []).append(delta["citation"])
+        elif kind == "compaction_delta" and block["type"] == "compaction":
+            # Replaces rather than appends, as the official SDKs do: the summary comes whole in one delta.
+            block["content"] = delta.get("content")
+            block["encrypted_content"] = delta.get("encrypted_content")
         else:
             raise StreamOrderError(f"{kind} cannot apply to a {block['type']} block")
 
