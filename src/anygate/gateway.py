@@ -58,9 +58,10 @@ from anygate.routing.retry import Attempt, AttemptOutcome, run_routed
 from anygate.routing.router import Router
 from anygate.signing import ThinkingSigner
 from anygate.stream_relay import OpenStream, ReleasingStream, first_bytes, stream_events, translated
-from anygate.tools import NATIVE_PROVIDERS, overflow_error, server_side_edits
+from anygate.tools import NATIVE_PROVIDERS, ServerSideEdits, overflow_error, server_side_edits
+from anygate.tools.compaction import continued_request, summary_request, summary_text
 from anygate.tools.context_editing import Edits, ReportingTranslator, report_in_message
-from anygate.tools.loop import OpenStep, ServerToolTurn
+from anygate.tools.loop import Compacted, OpenStep, ServerToolTurn
 from anygate.tools.overflow import is_overflow
 from anygate.tools.server_tools import ServerTools, wants_server_tools
 from anygate.upstream import Transport, UpstreamClient, UpstreamResponse
@@ -364,15 +365,16 @@ class Gateway:
             relay = self._replay(events, done, record, usage)
             return GatewayResponse(stream=ReleasingStream(relay, self._abandon(done, record)))
         native = deployment.provider in NATIVE_PROVIDERS
-        edits: Edits | None = None
+        edited = ServerSideEdits(request)
         if not native and ("context_management" in request or "max_input_tokens" in deployment.model_info):
-            request, edits = await server_side_edits(provider, deployment, request, ctx.client_headers)
+            edited = await server_side_edits(provider, deployment, request, ctx.client_headers)
+            request = edited.request
         try:
-            if not native and wants_server_tools(request):
-                return await self._server_tool_turn(
-                    provider, deployment, request, ctx, done, record, stream, edits
-                )
-            return await self._call_upstream(provider, deployment, request, ctx, done, record, stream, edits)
+            if not native and (edited.compaction is not None or wants_server_tools(request)):
+                return await self._server_tool_turn(provider, deployment, edited, ctx, done, record, stream)
+            return await self._call_upstream(
+                provider, deployment, request, ctx, done, record, stream, edited.edits
+            )
         except UpstreamError as exc:
             if native or not is_overflow(exc):
                 raise
@@ -389,34 +391,47 @@ class Gateway:
         stream: bool,
         edits: Edits | None,
     ) -> GatewayResponse:
-        opened = await self._open_call(provider, deployment, request, ctx, record, stream=stream)
+        opened = await self._open_call(provider, deployment, request, ctx, record, stream=stream, edits=edits)
         if isinstance(opened, Answer):
             body = opened.body if edits is None else report_in_message(opened.body, edits)
             return GatewayResponse(body=body, usage=opened.usage)
-        translator = opened.translator if edits is None else ReportingTranslator(opened.translator, edits)
-        relay = self._relay(opened.response, translator, opened.first, done, record)
+        relay = self._relay(opened.response, opened.translator, opened.first, done, record)
         return GatewayResponse(stream=ReleasingStream(relay, self._abandon(done, record, opened.response)))
 
     async def _server_tool_turn(
         self,
         provider: Provider,
         deployment: Deployment,
-        request: dict[str, Any],
+        edited: ServerSideEdits,
         ctx: CallContext,
         done: AttemptOutcome,
         record: RequestRecord,
         stream: bool,
-        edits: Edits | None,
     ) -> GatewayResponse:
-        """A turn in which the gateway runs server tools: several upstream calls, one Anthropic message
-        (:mod:`anygate.tools.loop`). Only the first call is retried by routing; a later failure ends a
-        stream with ``event: error`` (a JSON answer fails as a whole, and may be retried)."""
+        """A turn in which the gateway runs server tools or compacts the conversation: several upstream
+        calls, one Anthropic message (:mod:`anygate.tools.loop`). The calls before the client's first
+        byte (a summary, the first answer) are retried by routing; a later failure ends a stream with
+        ``event: error`` (a JSON answer fails as a whole, and may be retried)."""
         limits = self._stream_limits()
+        request = edited.request
+        toolbox = self.server_tools.toolbox(request)
+        compacted: Compacted | None = None
+        if edited.compaction is not None:
+            asked = toolbox.upstream_request(summary_request(request, edited.compaction))
+            answer = await self._open_call(provider, deployment, asked, ctx, record, stream=False)
+            assert isinstance(answer, Answer)
+            summary = orjson.loads(answer.body)
+            paused = edited.compaction.pause_after_compaction
+            compacted = Compacted(summary_text(summary), summary.get("usage") or {}, paused=paused)
+            if not paused:
+                request = continued_request(request, compacted.summary)
         turn = ServerToolTurn(
             request,
-            self.server_tools.toolbox(request),
+            toolbox,
             ping_interval=limits["ping_interval"] if stream else None,
-            context_management=edits.report if edits is not None else None,
+            context_management=edited.edits.report if edited.edits is not None else None,
+            compacted=compacted,
+            message_id=ctx.message_id,
         )
         opened_first: list[OpenStream] = []
 
@@ -428,19 +443,18 @@ class Gateway:
                 opened_first.append(opened)
             return stream_events(opened, **limits)
 
-        first = await open_step(turn.first_request())
+        first = None if compacted is not None and compacted.paused else await open_step(turn.first_request())
         if not stream:
             message = await turn.answer(first, open_step)
             return GatewayResponse(body=orjson.dumps(message), usage=turn.usage)
         relay = self._turn_relay(turn, first, open_step, done, record)
-        return GatewayResponse(
-            stream=ReleasingStream(relay, self._abandon(done, record, opened_first[0].response))
-        )
+        held = opened_first[0].response if opened_first else None
+        return GatewayResponse(stream=ReleasingStream(relay, self._abandon(done, record, held)))
 
     async def _turn_relay(
         self,
         turn: ServerToolTurn,
-        first: AsyncIterator[dict[str, Any]],
+        first: AsyncIterator[dict[str, Any]] | None,
         open_step: OpenStep,
         done: AttemptOutcome,
         record: RequestRecord,
@@ -478,9 +492,11 @@ class Gateway:
         record: RequestRecord,
         *,
         stream: bool,
+        edits: Edits | None = None,
     ) -> Answer | OpenStream:
         """One upstream call up to its answer (JSON) or its first translated bytes (a stream): every
-        failure until then can still be retried, because the client has received nothing."""
+        failure until then can still be retried, because the client has received nothing. A stream
+        reports applied ``edits`` in its ``message_delta`` (which may come with the first bytes)."""
         call = provider.prepare(deployment, request, ctx, stream=stream)
         total, first_byte = self._timeouts(deployment)
         loop = asyncio.get_running_loop()
@@ -513,7 +529,9 @@ class Gateway:
                 raise provider.map_error(status, headers, body)
             log.info("request %s: the upstream refused the call; retrying it amended", record.request_id)
             call, amendable = amended, False
-        translator = call.stream_translator()
+        translator: StreamTranslator = call.stream_translator()
+        if edits is not None:
+            translator = ReportingTranslator(translator, edits)
         try:
             first = await first_bytes(response, translator, max(deadline - loop.time(), 0.001))
         except BaseException:

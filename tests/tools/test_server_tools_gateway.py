@@ -242,3 +242,76 @@ async def test_a_deferred_search_tool_is_refused_like_anthropic_does() -> None:
             )  # type: ignore[arg-type]
     assert "defer_loading" in str(caught.value)
     assert script.bodies == []
+
+
+# --- compaction -------------------------------------------------------------------------------------
+
+LONG_HISTORY = [
+    {"role": "user", "content": "word " * 60_000},
+    {"role": "assistant", "content": "Noted."},
+    {"role": "user", "content": "Now write the report."},
+]
+COMPACT = {"edits": [{"type": "compact_20260112", "trigger": {"type": "input_tokens", "value": 50_000}}]}
+
+
+async def compact(script: Script, *, stream: bool, pause: bool = False) -> anthropic.types.beta.BetaMessage:
+    management = (
+        COMPACT if not pause else {"edits": [{**COMPACT["edits"][0], "pause_after_compaction": True}]}
+    )
+    params: dict[str, Any] = {
+        "model": "up",
+        "max_tokens": 200,
+        "messages": LONG_HISTORY,
+        "context_management": management,
+        "betas": ["compact-2026-01-12"],
+    }
+    async with client(script) as sdk:
+        if not stream:
+            return await sdk.beta.messages.create(**params)
+        async with sdk.beta.messages.stream(**params) as events:
+            return await events.get_final_message()
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
+async def test_a_conversation_past_its_trigger_is_summarised_then_answered(stream: bool) -> None:
+    script = Script(
+        completion(text="<summary>The user wants a report.</summary>"), completion(text="Report.")
+    )
+    message = await compact(script, stream=stream)
+
+    assert [b.type for b in message.content] == ["compaction", "text"]
+    assert message.content[0].content == "The user wants a report."  # type: ignore[union-attr]
+    assert message.stop_reason == "end_turn"
+    iterations = [(i.type, i.input_tokens) for i in message.usage.iterations or []]  # type: ignore[union-attr]
+    assert iterations == [("compaction", 100), ("message", 100)]
+    assert (message.usage.input_tokens, message.usage.output_tokens) == (100, 10)
+    # the summariser saw the whole conversation and no tools; the answer only the summary
+    summarising, answering = script.bodies
+    assert "word word" in summarising["messages"][0]["content"]
+    assert "tools" not in summarising
+    assert all("word word" not in str(m) for m in answering["messages"])
+    assert "The user wants a report." in str(answering["messages"])
+
+
+async def test_pause_after_compaction_stops_with_the_summary_alone() -> None:
+    script = Script(completion(text="<summary>S</summary>"))
+    message = await compact(script, stream=True, pause=True)
+    assert [b.type for b in message.content] == ["compaction"]
+    assert message.stop_reason == "compaction"
+    assert (message.usage.input_tokens, message.usage.output_tokens) == (0, 0)
+    assert len(script.bodies) == 1
+
+
+async def test_below_the_trigger_nothing_is_summarised() -> None:
+    script = Script(completion(text="Short."))
+    params: dict[str, Any] = {
+        "model": "up",
+        "max_tokens": 200,
+        "messages": QUESTION,
+        "context_management": COMPACT,
+        "betas": ["compact-2026-01-12"],
+    }
+    async with client(script) as sdk:
+        message = await sdk.beta.messages.create(**params)
+    assert [b.type for b in message.content] == ["text"]
+    assert len(script.bodies) == 1

@@ -23,10 +23,12 @@ import asyncio
 import secrets
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from contextlib import aclosing
+from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
 from anygate.hooks import Usage
 from anygate.protocol.accumulate import MessageAccumulator
+from anygate.tools.compaction import PAUSE_STOP_REASON, compaction_events, compaction_usage
 
 MAX_ITERATIONS: Final = 10
 """Upstream calls in one turn before it pauses (Anthropic's server-tool loop pauses after 10, too)."""
@@ -67,6 +69,16 @@ class ToolBox(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class Compacted:
+    """The summary a turn starts with (:mod:`anygate.tools.compaction`): its text (None: the
+    summariser gave nothing usable), the summarising call's usage, and whether the turn stops there."""
+
+    summary: str | None
+    usage: dict[str, Any]
+    paused: bool = False
+
+
 class ServerToolTurn:
     """Runs one turn: see the module's docstring.
 
@@ -76,6 +88,8 @@ class ServerToolTurn:
         ping_interval: seconds between ``ping`` events while tools run (None: no pings).
         context_management: what the message reports in ``context_management`` (applied edits).
         max_iterations: upstream calls before ``pause_turn``.
+        compacted: the summary the message starts with, when the conversation was compacted.
+        message_id: the message's id when the turn starts it itself (after a summary).
     """
 
     def __init__(
@@ -86,14 +100,20 @@ class ServerToolTurn:
         ping_interval: float | None = None,
         context_management: dict[str, Any] | None = None,
         max_iterations: int = MAX_ITERATIONS,
+        compacted: Compacted | None = None,
+        message_id: str = "",
     ) -> None:
         self.request = request
         self.toolbox = toolbox
         self.ping_interval = ping_interval
         self.context_management = context_management
         self.max_iterations = max_iterations
-        self.usage = Usage()
-        """Tokens summed over the upstream calls so far."""
+        self.compacted = compacted
+        self.message_id = message_id
+        self.usage = Usage.from_anthropic(compacted.usage) if compacted is not None else Usage()
+        """Tokens summed over every upstream call so far (a summary's included): what is billed."""
+        self._answered = Usage()
+        """Tokens of the answer's calls: the message's top-level usage."""
         self.message = MessageAccumulator()
         """The client's message so far."""
 
@@ -101,21 +121,34 @@ class ServerToolTurn:
         """What the first upstream call is sent."""
         return self.toolbox.upstream_request(self.request)
 
-    async def events(self, first: StepEvents, open_step: OpenStep) -> AsyncGenerator[dict[str, Any], None]:
-        """The client's events for the whole turn, from the first call's events and a way to start the
-        next calls. Failures of later calls raise here (the stream has started: the caller ends it with
-        an ``event: error``)."""
+    async def events(
+        self, first: StepEvents | None, open_step: OpenStep
+    ) -> AsyncGenerator[dict[str, Any], None]:
+        """The client's events for the whole turn, from the first call's events (None: a turn paused
+        after its summary) and a way to start the next calls. Failures of later calls raise here (the
+        stream has started: the caller ends it with an ``event: error``)."""
         step: StepEvents | None = first
         calls_made = 1
+        if self.compacted is not None:
+            for item in self._compaction_start():
+                self.message.apply(item)
+                yield item
+            if step is None:
+                for item in self._end(PAUSE_STOP_REASON, None):
+                    self.message.apply(item)
+                    yield item
+                return
         while step is not None:
             outcome = _StepOutcome()
             async with aclosing(_closing(step)) as events:
                 async for event in events:
-                    out = self._client_event(event, outcome, first_call=calls_made == 1)
+                    first_call = calls_made == 1 and self.compacted is None
+                    out = self._client_event(event, outcome, first_call=first_call)
                     for item in out:
                         self.message.apply(item)
                         yield item
             self.usage = _summed(self.usage, outcome.usage)
+            self._answered = _summed(self._answered, outcome.usage)
             content = self._content()
             stop_reason = outcome.stop_reason
             if outcome.calls and stop_reason != "max_tokens":
@@ -142,7 +175,7 @@ class ServerToolTurn:
                 self.message.apply(item)
                 yield item
 
-    async def answer(self, first: StepEvents, open_step: OpenStep) -> dict[str, Any]:
+    async def answer(self, first: StepEvents | None, open_step: OpenStep) -> dict[str, Any]:
         """The whole turn as one Message (a JSON answer)."""
         async for _ in self.events(first, open_step):
             pass
@@ -239,13 +272,35 @@ class ServerToolTurn:
             content = [*before, *content]
         return {**self.request, "messages": [*messages, {"role": "assistant", "content": content}]}
 
-    def _end(self, stop_reason: str | None, stop_sequence: str | None) -> list[dict[str, Any]]:
-        usage: dict[str, Any] = {
-            "input_tokens": self.usage.input_tokens,
-            "output_tokens": self.usage.output_tokens,
-            "cache_read_input_tokens": self.usage.cache_read_input_tokens,
-            "cache_creation_input_tokens": self.usage.cache_creation_input_tokens,
+    def _compaction_start(self) -> list[dict[str, Any]]:
+        """The message's start when it opens with a summary: the turn starts the message itself."""
+        assert self.compacted is not None
+        start = {
+            "type": "message_start",
+            "message": {
+                "id": self.message_id,
+                "type": "message",
+                "role": "assistant",
+                "model": self.request["model"],
+                "content": [],
+                "stop_reason": None,
+                "stop_sequence": None,
+                "usage": {"input_tokens": 0, "output_tokens": 0},
+            },
         }
+        return [start, *compaction_events(0, self.compacted.summary)]
+
+    def _end(self, stop_reason: str | None, stop_sequence: str | None) -> list[dict[str, Any]]:
+        answered = self._answered
+        usage: dict[str, Any] = {
+            "input_tokens": answered.input_tokens,
+            "output_tokens": answered.output_tokens,
+            "cache_read_input_tokens": answered.cache_read_input_tokens,
+            "cache_creation_input_tokens": answered.cache_creation_input_tokens,
+        }
+        if self.compacted is not None:
+            paused = stop_reason == PAUSE_STOP_REASON
+            usage = compaction_usage(self.compacted.usage, None if paused else usage)
         server_tool_use = self.toolbox.server_tool_usage()
         if server_tool_use is not None:
             usage["server_tool_use"] = server_tool_use

@@ -130,6 +130,8 @@ class RequestTools:
                 tools.append(tool)
             else:
                 tools.append(self._function(kind, tool, len(loaded)))
+        if "tools" not in request:
+            return {**request, "messages": messages}
         return {**request, "messages": messages, "tools": tools}
 
     def _function(self, kind: Kind, tool: dict[str, Any], loaded: int) -> dict[str, Any]:
