@@ -20,6 +20,7 @@ import logging
 import os
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -463,8 +464,9 @@ class Gateway:
         failure: GatewayError | None = None
         completed = False
         try:
-            async for event in turn.events(first, open_step):
-                yield encode_event(event)
+            async with aclosing(turn.events(first, open_step)) as events:  # a client that leaves stops it
+                async for event in events:
+                    yield encode_event(event)
             completed = True
         except GatewayError as exc:
             failure = exc

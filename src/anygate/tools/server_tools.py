@@ -21,7 +21,7 @@ from typing import Any, Final, Literal
 
 from anygate.config import GeneralSettings
 from anygate.signing import ThinkingSigner
-from anygate.tools import tool_search
+from anygate.tools import tool_search, web
 from anygate.tools.history import SERVER_RESULT_TYPES, upstream_messages
 
 Kind = Literal["web_search", "web_fetch", "tool_search"]
@@ -46,6 +46,8 @@ MAX_USES_ERRORS: Final[Mapping[Kind, str]] = {
 }
 LARGE_SEARCH: Final = 256
 """Deferred tools beyond which a tool search runs in a worker thread (it is CPU work)."""
+CITATION_TAG: Final = "web_search_citation"
+"""Envelope tag of a citation's ``encrypted_index`` (opaque to clients, as Anthropic's is)."""
 _CITATION_MARK: Final = re.compile(r"\[(\d{1,4})\]")
 
 
@@ -80,7 +82,7 @@ class ServerTools:
     def __init__(self, general: GeneralSettings, signer: ThinkingSigner) -> None:
         self.general = general
         self.signer = signer
-        self._web: Any = None
+        self._web: web.WebClient | None = None
 
     def toolbox(self, request: dict[str, Any]) -> RequestTools:
         """The server tools of one request (checked as Anthropic checks them: a 400 when invalid)."""
@@ -88,12 +90,10 @@ class ServerTools:
         return RequestTools(self, request)
 
     @property
-    def web(self) -> Any:
+    def web_client(self) -> web.WebClient:
         """The web client, created on first use (most gateways never search the web)."""
         if self._web is None:
-            from anygate.tools.web import WebClient
-
-            self._web = WebClient()
+            self._web = web.WebClient()
         return self._web
 
     async def aclose(self) -> None:
@@ -115,7 +115,7 @@ class RequestTools:
         self._deferred = tool_search.deferred_tools(request.get("tools") or [])
         self._uses: Counter[str] = Counter()
         self._counted: Counter[str] = Counter()
-        self._sources: dict[int, Any] = {}
+        self._sources: dict[int, web.Source] = {}
 
     # --- what the upstream is sent ---------------------------------------------------------------
 
@@ -140,8 +140,6 @@ class RequestTools:
             search = tool_search.tool_search_kind(tool)
             assert search is not None
             return tool_search.model_function(search, name=name, deferred_count=len(self._deferred) - loaded)
-        from anygate.tools import web
-
         function = web.WEB_SEARCH_FUNCTION if kind == "web_search" else web.WEB_FETCH_FUNCTION
         return {**function, "name": name}
 
@@ -153,8 +151,6 @@ class RequestTools:
         is_error = isinstance(content, dict) and str(content.get("type", "")).endswith("_error")
         if kind == "tool_search_tool_result":
             return tool_search.render_result_block(block), is_error
-        from anygate.tools import web
-
         if is_error:
             return web.error_text(block), True
         if kind == "web_search_tool_result":
@@ -182,15 +178,12 @@ class RequestTools:
     async def _refused(self, kind: Kind, call: dict[str, Any], code: str) -> dict[str, Any]:
         call_id = str(call["id"])
         if kind == "tool_search":
-            return tool_search.result_block(
-                call_id, tool_search.ToolSearchError(code, "The tool search was used too often in this turn.")
-            )  # type: ignore[arg-type]
-        from anygate.tools import web
-
-        error = web.WebToolError(code, "the tool was used as often as max_uses allows")
+            error = tool_search.ToolSearchError("too_many_requests", "The tool search was used too often.")
+            return tool_search.result_block(call_id, error)
+        refusal = web.WebToolError(code, "the tool was used as often as its max_uses allows")
         if kind == "web_search":
-            return web.search_result_block(call_id, error, self._owner.signer)
-        return web.fetch_result_block(call_id, error)
+            return web.search_result_block(call_id, refusal, self._owner.signer)
+        return web.fetch_result_block(call_id, refusal)
 
     async def _run_one(
         self, kind: Kind, definition: dict[str, Any], call: dict[str, Any], request: dict[str, Any]
@@ -205,30 +198,69 @@ class RequestTools:
             else:
                 found = tool_search.search_tools(search, tool_input, self._deferred)
             return tool_search.result_block(call_id, found)
-        from anygate.tools import web
-
         self._counted[COUNTED_KINDS[kind]] += 1
-        general = self._owner.general
         if kind == "web_search":
-            return await web.run_search(
-                self._owner.web, general.web_search, call_id, tool_input, definition, self._owner.signer
+            return await self._web_search(call_id, tool_input, definition)
+        return await self._web_fetch(call_id, tool_input, definition, request)
+
+    async def _web_search(
+        self, call_id: str, tool_input: dict[str, Any], definition: dict[str, Any]
+    ) -> dict[str, Any]:
+        signer = self._owner.signer
+        try:
+            hits = await self._owner.web_client.search(
+                self._owner.general.web_search,
+                tool_input.get("query"),
+                allowed_domains=definition.get("allowed_domains"),
+                blocked_domains=definition.get("blocked_domains"),
+                user_location=definition.get("user_location"),
             )
-        return await web.run_fetch(
-            self._owner.web, general.web_fetch, call_id, tool_input, definition, request
-        )
+        except web.WebToolError as exc:
+            return web.search_result_block(call_id, exc, signer)
+        return web.search_result_block(call_id, hits, signer)
+
+    async def _web_fetch(
+        self, call_id: str, tool_input: dict[str, Any], definition: dict[str, Any], request: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Fetch a URL the conversation holds (Anthropic's rule: a model cannot make up URLs to send
+        data to), under the fetch settings' address guard."""
+        url = tool_input.get("url")
+        citations = definition.get("citations")
+        cite = isinstance(citations, dict) and citations.get("enabled") is True
+        if isinstance(url, str) and not web.conversation_allows(url, web.urls_in_conversation(request)):
+            refusal = web.WebToolError("url_not_allowed", "the URL does not appear in the conversation")
+            return web.fetch_result_block(call_id, refusal)
+        try:
+            page = await self._owner.web_client.fetch(
+                self._owner.general.web_fetch,
+                url,
+                allowed_domains=definition.get("allowed_domains"),
+                blocked_domains=definition.get("blocked_domains"),
+                max_content_tokens=definition.get("max_content_tokens"),
+            )
+        except web.WebToolError as exc:
+            return web.fetch_result_block(call_id, exc)
+        return web.fetch_result_block(call_id, page, citations=cite)
 
     # --- what the client is told ------------------------------------------------------------------
 
     def citations(self, text: str) -> list[dict[str, Any]]:
         if not self._sources:
             return []
-        from anygate.tools import web
 
         cited: list[dict[str, Any]] = []
         for number in dict.fromkeys(int(mark) for mark in _CITATION_MARK.findall(text)):
             source = self._sources.get(number)
             if source is not None:
-                cited.append(web.citation(source, self._owner.signer))
+                cited.append(
+                    {
+                        "type": "web_search_result_location",
+                        "url": source.url,
+                        "title": source.title,
+                        "cited_text": source.cited_text,
+                        "encrypted_index": self._owner.signer.seal(CITATION_TAG, {"url": source.url}),
+                    }
+                )
         return cited
 
     def server_tool_usage(self) -> dict[str, int] | None:
