@@ -5,8 +5,10 @@ right Anthropic error code, the result blocks against the spec and the SDK, and 
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import anthropic
@@ -251,6 +253,18 @@ async def test_exa_request_and_answer(client: WebClient) -> None:
         ("https://tokio.rs/tokio/tutorial/async", "Futures are polled.", "2024-05-02T00:00:00.000Z"),
         ("https://tokio.rs/blog", "one … two", None),
     ]
+
+
+async def test_a_large_answer_is_read_whole(client: WebClient) -> None:
+    """An answer that arrives in many chunks (hundreds of kilobytes) is read to its end."""
+    results = [
+        {"url": f"https://site{n}.example/", "title": "t" * 600, "content": "word " * 800} for n in range(100)
+    ]
+    async with Recorder({"/search": json_answer({"results": results})}) as backend:
+        hits = await client.search(settings("searxng", backend, max_results=20), "rust")
+    assert [hit.url for hit in hits] == [f"https://site{n}.example/" for n in range(20)]
+    assert {len(hit.title) for hit in hits} == {512}  # a citation title holds at most 512 characters
+    assert {len(hit.text) for hit in hits} == {2000}
 
 
 async def test_an_api_base_that_already_names_the_endpoint_is_used_as_it_is(client: WebClient) -> None:
@@ -511,3 +525,13 @@ def test_the_search_key_is_masked_once_the_config_is_loaded() -> None:
 def test_settings_errors_name_the_key(section: str, mentions: str) -> None:
     with pytest.raises(ConfigError, match=mentions):
         parse_config(f"general_settings:\n  web_search: {section}\n", env={})
+
+
+def test_the_documented_examples_load() -> None:
+    """Every ``web_search`` example in docs/claude-code.md is a valid config."""
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "claude-code.md").read_text()
+    examples = [block for block in re.findall(r"```yaml\n(.*?)```", docs, re.S) if "web_search:" in block]
+    assert len(examples) == 2
+    env = {"BRAVE_API_KEY": "brave-key-123456"}
+    providers = [parse_config(example, env=env).general.web_search for example in examples]
+    assert [p.provider for p in providers if p is not None] == ["searxng", "brave"]
