@@ -21,6 +21,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final
 
+import aiohttp
 import yarl
 
 SEARCH_ERROR_CODES: Final = frozenset(
@@ -41,6 +42,7 @@ FETCH_ERROR_CODES: Final = frozenset(
 )
 """Anthropic's ``WebFetchToolResultErrorCode`` values."""
 
+READ_CHUNK: Final = 64 * 1024
 CHARS_PER_TOKEN: Final = 4
 """Token estimate for ``max_content_tokens``: about four characters of English text per token. A page's
 tokens are never counted exactly (that would mean a tokenizer pass over a large page for a bound that
@@ -104,6 +106,20 @@ def domain_allowed(url: str, allowed: Iterable[str] | None, blocked: Iterable[st
     if allow and not any(rule.matches(host, path) for rule in allow):
         return False
     return not any(rule.matches(host, path) for rule in parse_rules(blocked))
+
+
+async def read_body(response: aiohttp.ClientResponse, max_bytes: int) -> tuple[bytes, bool]:
+    """At most ``max_bytes`` of the body, and whether there was more (reading stops there)."""
+    chunks: list[bytes] = []
+    size = 0
+    while size <= max_bytes:
+        chunk = await response.content.read(min(READ_CHUNK, max_bytes + 1 - size))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    body = b"".join(chunks)
+    return body[:max_bytes], size > max_bytes
 
 
 def normalize_url(url: str) -> str:

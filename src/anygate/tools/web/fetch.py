@@ -39,7 +39,7 @@ from typing import Final
 import aiohttp
 import yarl
 
-from anygate.tools.web.common import CHARS_PER_TOKEN, WebToolError, domain_allowed
+from anygate.tools.web.common import CHARS_PER_TOKEN, WebToolError, domain_allowed, read_body
 from anygate.tools.web.guard import AddressRefused, forbidden_address, parse_address
 from anygate.tools.web.html_text import html_to_text
 from anygate.web_settings import WebFetchSettings
@@ -72,7 +72,6 @@ REQUEST_HEADERS: Final = {
         "application/pdf;q=0.8,*/*;q=0.5"
     ),
 }
-READ_CHUNK: Final = 64 * 1024
 _META_CHARSET: Final = re.compile(
     rb"""<meta[^>]{0,200}?charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]{1,40})""", re.I
 )
@@ -172,7 +171,7 @@ async def _download(
                     and _media(content_type) == PDF_TYPE
                 ):
                     raise WebToolError("url_not_accessible", "the PDF is larger than web_fetch.max_bytes")
-                body, cut = await _read(response, settings.max_bytes)
+                body, cut = await read_body(response, settings.max_bytes)
                 return url, body, cut, content_type, response.charset
         except aiohttp.ClientError as exc:
             raise _connection_error(exc) from None
@@ -210,20 +209,6 @@ def _connection_error(exc: BaseException) -> WebToolError:
             return WebToolError("url_not_accessible", "the host resolves to an address that is not public")
         cause = getattr(cause, "os_error", None) or cause.__cause__
     return WebToolError("url_not_accessible", f"the site could not be reached ({type(exc).__name__})")
-
-
-async def _read(response: aiohttp.ClientResponse, max_bytes: int) -> tuple[bytes, bool]:
-    """At most ``max_bytes`` of the body, and whether there was more (reading stops there)."""
-    chunks: list[bytes] = []
-    size = 0
-    while size <= max_bytes:
-        chunk = await response.content.read(min(READ_CHUNK, max_bytes + 1 - size))
-        if not chunk:
-            break
-        chunks.append(chunk)
-        size += len(chunk)
-    body = b"".join(chunks)
-    return body[:max_bytes], size > max_bytes
 
 
 async def _page(

@@ -45,7 +45,7 @@ from typing import Any, Final
 import aiohttp
 import orjson
 
-from anygate.tools.web.common import WebToolError, domain_allowed, parse_rules
+from anygate.tools.web.common import WebToolError, domain_allowed, parse_rules, read_body
 from anygate.web_settings import WebSearchSettings
 
 log = logging.getLogger("anygate.tools")
@@ -56,6 +56,8 @@ MAX_SNIPPET_CHARS: Final = 2000
 """Longest page text kept per result (the model reads every snippet of every search)."""
 MAX_ANSWER_BYTES: Final = 4 * 1024 * 1024
 """Largest backend answer read; a search answer is tens of kilobytes."""
+MAX_TITLE_CHARS: Final = 512
+"""Longest result title kept (a citation's title may have at most 512 characters)."""
 EXA_TEXT_CHARS: Final = 1000
 _TAGS: Final = re.compile(r"<[^>]{0,200}>")
 _SPACES: Final = re.compile(r"\s+")
@@ -241,7 +243,7 @@ def _hit(item: object, text: object, age: object) -> SearchHit | None:
         return None
     return SearchHit(
         url=url,
-        title=_clean(item.get("title")) or url,
+        title=(_clean(item.get("title")) or url)[:MAX_TITLE_CHARS],
         page_age=age.strip() if isinstance(age, str) and age.strip() else None,
         text=_clean(text),
     )
@@ -329,7 +331,7 @@ async def run_search(
                     raise WebToolError(
                         code, f"the {settings.provider} backend answered HTTP {response.status}"
                     )
-                body = await response.content.read(MAX_ANSWER_BYTES + 1)
+                body, too_large = await read_body(response, MAX_ANSWER_BYTES)
     except TimeoutError:
         raise WebToolError(
             "unavailable", f"the {settings.provider} backend did not answer in {settings.timeout:g} s"
@@ -338,7 +340,7 @@ async def run_search(
         raise WebToolError(
             "unavailable", f"cannot reach the {settings.provider} backend ({type(exc).__name__})"
         ) from None
-    if len(body) > MAX_ANSWER_BYTES:
+    if too_large:
         raise WebToolError("unavailable", f"the {settings.provider} backend's answer is too large")
     try:
         hits = parse(orjson.loads(body))
