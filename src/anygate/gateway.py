@@ -347,8 +347,9 @@ class Gateway:
                 events = await asyncio.to_thread(provider.answer, deployment, request, ctx)
             else:
                 events = provider.answer(deployment, request, ctx)
-            usage = _final_usage(events)
+            usage, stop_reason = _final_delta(events)
             if not stream:
+                record.stop_reason = stop_reason
                 return GatewayResponse(body=orjson.dumps(accumulate(events)), usage=usage)
             relay = self._replay(events, done, record, usage)
             return GatewayResponse(stream=ReleasingStream(relay, self._abandon(done, record)))
@@ -395,6 +396,7 @@ class Gateway:
                         answer = call.parse_response(body)
                     except ValueError as exc:
                         raise malformed_upstream("response", exc) from None
+                    record.stop_reason = answer.stop_reason
                     if edits is not None:
                         body = report_in_message(answer.body, edits)
                         return GatewayResponse(body=body, usage=answer.usage)
@@ -494,6 +496,7 @@ class Gateway:
         finally:
             usage = translator.usage
             if completed:
+                record.stop_reason = translator.stop_reason
                 response.release()
                 done(None, tokens=usage.tokens)
                 self._complete(record, None, usage)
@@ -528,6 +531,7 @@ class Gateway:
                 yield encode_event(event)
                 await asyncio.sleep(0)
             completed = True
+            record.stop_reason = _final_delta(events)[1]
         finally:
             done(None)
             self._complete(record, None, usage, client_gone=not completed)
@@ -607,12 +611,14 @@ def _within_output_limit(request: dict[str, Any], deployment: Deployment) -> dic
     return request
 
 
-def _final_usage(events: list[dict[str, Any]]) -> Usage:
-    """The usage a local answer reports in its ``message_delta``."""
+def _final_delta(events: list[dict[str, Any]]) -> tuple[Usage, str | None]:
+    """The usage and stop reason a local answer reports in its ``message_delta``."""
     for event in reversed(events):
         if event.get("type") == "message_delta":
-            return Usage.from_anthropic(event.get("usage"))
-    return Usage()
+            delta = event.get("delta")
+            stop_reason = delta.get("stop_reason") if isinstance(delta, dict) else None
+            return Usage.from_anthropic(event.get("usage")), stop_reason
+    return Usage(), None
 
 
 class ReleasingStream:
