@@ -360,8 +360,9 @@ class Gateway:
                 events = await asyncio.to_thread(provider.answer, deployment, request, ctx)
             else:
                 events = provider.answer(deployment, request, ctx)
-            usage = _final_usage(events)
+            usage, stop_reason = _final_delta(events)
             if not stream:
+                record.stop_reason = stop_reason
                 return GatewayResponse(body=orjson.dumps(accumulate(events)), usage=usage)
             relay = self._replay(events, done, record, usage)
             return GatewayResponse(stream=ReleasingStream(relay, self._abandon(done, record)))
@@ -394,6 +395,7 @@ class Gateway:
     ) -> GatewayResponse:
         opened = await self._open_call(provider, deployment, request, ctx, record, stream=stream, edits=edits)
         if isinstance(opened, Answer):
+            record.stop_reason = opened.stop_reason
             body = opened.body if edits is None else report_in_message(opened.body, edits)
             return GatewayResponse(body=body, usage=opened.usage)
         relay = self._relay(opened.response, opened.translator, opened.first, done, record)
@@ -447,6 +449,7 @@ class Gateway:
         first = None if compacted is not None and compacted.paused else await open_step(turn.first_request())
         if not stream:
             message = await turn.answer(first, open_step)
+            record.stop_reason = turn.stop_reason
             return GatewayResponse(body=orjson.dumps(message), usage=turn.usage)
         relay = self._turn_relay(turn, first, open_step, done, record)
         held = opened_first[0].response if opened_first else None
@@ -476,6 +479,7 @@ class Gateway:
         finally:
             usage = turn.usage
             if completed:
+                record.stop_reason = turn.stop_reason
                 done(None, tokens=usage.tokens)
                 self._complete(record, None, usage)
             else:
@@ -567,6 +571,7 @@ class Gateway:
         finally:
             usage = translator.usage
             if completed:
+                record.stop_reason = translator.stop_reason
                 response.release()
                 done(None, tokens=usage.tokens)
                 self._complete(record, None, usage)
@@ -609,6 +614,7 @@ class Gateway:
                 yield encode_event(event)
                 await asyncio.sleep(0)
             completed = True
+            record.stop_reason = _final_delta(events)[1]
         finally:
             done(None)
             self._complete(record, None, usage, client_gone=not completed)
@@ -693,9 +699,11 @@ def _within_output_limit(request: dict[str, Any], deployment: Deployment) -> dic
     return request
 
 
-def _final_usage(events: list[dict[str, Any]]) -> Usage:
-    """The usage a local answer reports in its ``message_delta``."""
+def _final_delta(events: list[dict[str, Any]]) -> tuple[Usage, str | None]:
+    """The usage and stop reason a local answer reports in its ``message_delta``."""
     for event in reversed(events):
         if event.get("type") == "message_delta":
-            return Usage.from_anthropic(event.get("usage"))
-    return Usage()
+            delta = event.get("delta")
+            stop_reason = delta.get("stop_reason") if isinstance(delta, dict) else None
+            return Usage.from_anthropic(event.get("usage")), stop_reason
+    return Usage(), None

@@ -247,4 +247,5 @@ def test_the_stream_reports_applied_edits_in_message_delta() -> None:
         anthropic_validator("MessageStreamEvent").validate(event)
     (delta,) = [e for e in events if e["type"] == "message_delta"]
     assert delta["context_management"] == {"applied_edits": edits.applied}
+    assert translator.stop_reason == delta["delta"]["stop_reason"] == "end_turn"  # the wrapped one's
     anthropic_validator("BetaResponseContextManagement").validate(delta["context_management"])

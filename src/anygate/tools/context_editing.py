@@ -345,6 +345,10 @@ class ReportingTranslator:
     def usage(self) -> Usage:
         return self._inner.usage
 
+    @property
+    def stop_reason(self) -> str | None:
+        return self._inner.stop_reason
+
     def _patch(self, out: bytes) -> bytes:
         if self._reported or not out:
             return out

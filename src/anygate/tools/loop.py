@@ -175,6 +175,12 @@ class ServerToolTurn:
                 self.message.apply(item)
                 yield item
 
+    @property
+    def stop_reason(self) -> str | None:
+        """The message's stop reason, once it ended."""
+        message = self.message.message
+        return message.get("stop_reason") if message is not None and self.message.finished else None
+
     async def answer(self, first: StepEvents | None, open_step: OpenStep) -> dict[str, Any]:
         """The whole turn as one Message (a JSON answer)."""
         async for _ in self.events(first, open_step):
