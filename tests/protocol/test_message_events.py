@@ -60,7 +60,7 @@ MESSAGES: list[dict[str, Any]] = [
 @pytest.mark.parametrize("message", MESSAGES, ids=["empty", "every-block"])
 def test_accumulating_the_events_gives_the_message_back(message: dict[str, Any]) -> None:
     events = message_events(message)
-    assert [e["type"] for e in events][0] == "message_start"
+    assert events[0]["type"] == "message_start"
     assert events[-1] == {"type": "message_stop"}
     assert accumulate(events) == message
 
