@@ -58,7 +58,7 @@ from anygate.routing.names import ModelNames
 from anygate.routing.retry import Attempt, AttemptOutcome, run_routed
 from anygate.routing.router import Router
 from anygate.signing import ThinkingSigner
-from anygate.stream_relay import OpenStream, ReleasingStream, first_bytes, stream_events, translated
+from anygate.stream_relay import OpenStream, ReleasingStream, Translated, first_bytes, stream_events
 from anygate.tools import NATIVE_PROVIDERS, ServerSideEdits, overflow_error, server_side_edits
 from anygate.tools.compaction import continued_request, summary_request, summary_text
 from anygate.tools.context_editing import Edits, ReportingTranslator, report_in_message
@@ -560,7 +560,9 @@ class Gateway:
         failure: GatewayError | None = None
         completed = False
         try:
-            async for out in translated(response, translator, first, **self._stream_limits()):
+            yield first
+            rest = Translated(response, translator, **self._stream_limits())
+            while (out := await rest.next()) is not None:
                 yield out
             completed = True
         except GatewayError as exc:

@@ -47,49 +47,63 @@ async def first_bytes(response: UpstreamResponse, translator: StreamTranslator, 
         raise malformed_upstream("stream", exc) from None
 
 
-async def translated(
-    response: UpstreamResponse,
-    translator: StreamTranslator,
-    first: bytes,
-    *,
-    ping_interval: float | None,
-    idle_timeout: float,
-) -> AsyncGenerator[bytes, None]:
-    """The client's bytes of one upstream stream: ``first``, then each translated chunk, a ``ping``
-    frame every ``ping_interval`` seconds of upstream silence, and the translator's tail.
+class Translated:
+    """The client's bytes of one upstream stream after its first bytes: each translated chunk, a
+    ``ping`` frame every ``ping_interval`` seconds of upstream silence, and the translator's tail.
 
-    Raises :class:`~anygate.protocol.errors.UpstreamFailure` after ``idle_timeout`` seconds of silence
-    and for a malformed stream (the translator's ``ValueError``); the caller owns the response.
+    A reader, not a generator, so the relay that wraps it pays one coroutine call per chunk instead of a
+    second generator step. :meth:`next` raises :class:`~anygate.protocol.errors.UpstreamFailure` after
+    ``idle_timeout`` seconds of silence and for a malformed stream (the translator's ``ValueError``);
+    the caller owns the response.
     """
-    yield first
-    silent = 0.0
-    try:
-        while True:
-            wait = idle_timeout - silent
-            if ping_interval:
-                wait = min(ping_interval, wait)
-            try:
-                async with asyncio.timeout(wait):
-                    chunk = await response.read_chunk()
-            except TimeoutError:
-                silent += wait
-                if silent >= idle_timeout:
-                    raise UpstreamFailure(
-                        504, f"the upstream stream was silent for {idle_timeout:g}s"
-                    ) from None
-                yield PING_FRAME
-                continue
-            silent = 0.0
-            if not chunk:
-                break
-            out = translator.feed(chunk)
-            if out:
-                yield out
-        tail = translator.finish()
-    except ValueError as exc:
-        raise malformed_upstream("stream", exc) from None
-    if tail:
-        yield tail
+
+    __slots__ = ("_done", "_silent", "idle_timeout", "ping_interval", "response", "translator")
+
+    def __init__(
+        self,
+        response: UpstreamResponse,
+        translator: StreamTranslator,
+        *,
+        ping_interval: float | None,
+        idle_timeout: float,
+    ) -> None:
+        self.response = response
+        self.translator = translator
+        self.ping_interval = ping_interval
+        self.idle_timeout = idle_timeout
+        self._done = False
+        self._silent = 0.0
+        """Seconds of upstream silence so far (across calls: a ``ping`` returned does not reset it)."""
+
+    async def next(self) -> bytes | None:
+        """The next bytes for the client (never empty), or None once the stream ended."""
+        if self._done:
+            return None
+        idle_timeout = self.idle_timeout
+        try:
+            while True:
+                wait = idle_timeout - self._silent
+                if self.ping_interval:
+                    wait = min(self.ping_interval, wait)
+                try:
+                    async with asyncio.timeout(wait):
+                        chunk = await self.response.read_chunk()
+                except TimeoutError:
+                    self._silent += wait  # pings do not end the silence: only the upstream's bytes do
+                    if self._silent >= idle_timeout:
+                        raise UpstreamFailure(
+                            504, f"the upstream stream was silent for {idle_timeout:g}s"
+                        ) from None
+                    return PING_FRAME
+                self._silent = 0.0
+                if not chunk:
+                    self._done = True
+                    return self.translator.finish() or None
+                out = self.translator.feed(chunk)
+                if out:
+                    return out
+        except ValueError as exc:
+            raise malformed_upstream("stream", exc) from None
 
 
 async def stream_events(
@@ -99,17 +113,16 @@ async def stream_events(
     instead of relaying it (the server-tool loop). The response is released at the end, or dropped
     when the reader stops early or the stream fails."""
     decoder = SSEDecoder()
+    rest = Translated(
+        opened.response, opened.translator, ping_interval=ping_interval, idle_timeout=idle_timeout
+    )
     completed = False
     try:
-        async for chunk in translated(
-            opened.response,
-            opened.translator,
-            opened.first,
-            ping_interval=ping_interval,
-            idle_timeout=idle_timeout,
-        ):
+        chunk: bytes | None = opened.first
+        while chunk is not None:
             for frame in decoder.feed(chunk):  # whole frames: see StreamTranslator.feed
                 yield orjson.loads(frame.data)
+            chunk = await rest.next()
         completed = True
     finally:
         if completed:

@@ -16,6 +16,9 @@ import anthropic
 import pytest
 from aiohttp import web
 
+from anygate.protocol.accumulate import accumulate
+from tests.fakes.gateway_server import free_port
+from tests.providers.openai_support import anthropic_validator, decode_events
 from tests.tools.loop_support import Script, client, completion
 from tests.tools.web_support import Recorder, json_answer
 
@@ -282,3 +285,45 @@ async def test_a_client_that_leaves_mid_loop_cancels_the_search_and_the_turn() -
     assert seen == ["message_start", "content_block_start", "content_block_delta", "content_block_stop"]
     assert len(script.bodies) == 1
     assert script.transport.open_responses == 0
+
+
+async def test_a_search_backend_that_is_down_is_unavailable_to_the_model() -> None:
+    script = search_and_answer("Search is down.")
+    settings = {"web_search": {"provider": "searxng", "api_base": f"http://127.0.0.1:{free_port()}"}}
+    message = await ask(script, settings, tools=[WEB_SEARCH])
+    result = message.content[1]
+    assert isinstance(result, anthropic.types.WebSearchToolResultBlock)
+    assert isinstance(result.content, anthropic.types.WebSearchToolResultError)
+    assert result.content.error_code == "unavailable"
+    assert message.usage.server_tool_use is not None
+    assert message.usage.server_tool_use.web_search_requests == 1
+
+
+@pytest.mark.parametrize("beta", [False, True], ids=["messages", "beta-messages"])
+async def test_every_event_of_a_web_search_stream_is_in_anthropics_schema(
+    searxng: Recorder, beta: bool
+) -> None:
+    """The raw SSE of a whole loop (two upstream calls, a server block, a result block, a citation)
+    against the spec's stream event schema, and frame by frame as the SDK reads it."""
+    script = search_and_answer("Sunny [1] and warm [2].")
+    async with client(script, **searxng_settings(searxng)) as sdk:
+        messages = sdk.beta.messages if beta else sdk.messages
+        params: dict[str, Any] = {
+            "model": "up",
+            "max_tokens": 200,
+            "messages": QUESTION,
+            "tools": [WEB_SEARCH],
+        }
+        async with messages.with_streaming_response.create(**params, stream=True) as response:
+            events = decode_events(await response.read())
+    validator = anthropic_validator("MessageStreamEvent")
+    for event in events:
+        validator.validate(event)
+    kinds = [e["type"] for e in events]
+    assert kinds[0] == "message_start" and kinds[-2:] == ["message_delta", "message_stop"]
+    citations = [
+        e["delta"]["citation"]["url"] for e in events if e.get("delta", {}).get("type") == "citations_delta"
+    ]
+    assert citations == ["https://weather.example/paris", "https://news.example/heat"]
+    message = accumulate(events)
+    anthropic_validator("Message").validate(message)
