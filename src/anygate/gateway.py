@@ -19,8 +19,7 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
-from contextlib import aclosing
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -42,7 +41,6 @@ from anygate.protocol.errors import (
 )
 from anygate.protocol.ids import new_request_id
 from anygate.protocol.redact import register_config_secrets
-from anygate.protocol.sse import encode_error, encode_event
 from anygate.protocol.validation import validate_count_tokens_request, validate_messages_request
 from anygate.providers.base import (
     Answer,
@@ -58,14 +56,14 @@ from anygate.routing.names import ModelNames
 from anygate.routing.retry import Attempt, AttemptOutcome, run_routed
 from anygate.routing.router import Router
 from anygate.signing import ThinkingSigner
-from anygate.stream_relay import OpenStream, ReleasingStream, Translated, first_bytes, stream_events
+from anygate.stream_relay import ClientStreams, OpenStream, final_delta, first_bytes, stream_events
 from anygate.tools import NATIVE_PROVIDERS, ServerSideEdits, overflow_error, server_side_edits
 from anygate.tools.compaction import continued_request, summary_request, summary_text
 from anygate.tools.context_editing import Edits, ReportingTranslator, report_in_message
-from anygate.tools.loop import Compacted, OpenStep, ServerToolTurn
+from anygate.tools.loop import Compacted, ServerToolTurn
 from anygate.tools.overflow import is_overflow
 from anygate.tools.server_tools import ServerTools, wants_server_tools
-from anygate.upstream import Transport, UpstreamClient, UpstreamResponse
+from anygate.upstream import Transport, UpstreamClient
 
 log = logging.getLogger("anygate")
 
@@ -133,6 +131,12 @@ class Gateway:
         register_config_secrets(self.config)
         self.upstream = UpstreamClient(transport)
         self.server_tools = ServerTools(self.config.general, self.signer)
+        general = self.config.general
+        self.streams = ClientStreams(
+            self._complete,
+            ping_interval=general.stream_ping_interval or None,
+            idle_timeout=general.stream_idle_timeout or DEFAULT_STREAM_IDLE_TIMEOUT,
+        )
         self.hooks = Hooks([MasterKey(master_key)] if master_key else [])
         for hook in hooks:
             self.hooks.add(hook)
@@ -360,12 +364,11 @@ class Gateway:
                 events = await asyncio.to_thread(provider.answer, deployment, request, ctx)
             else:
                 events = provider.answer(deployment, request, ctx)
-            usage, stop_reason = _final_delta(events)
+            usage, stop_reason = final_delta(events)
             if not stream:
                 record.stop_reason = stop_reason
                 return GatewayResponse(body=orjson.dumps(accumulate(events)), usage=usage)
-            relay = self._replay(events, done, record, usage)
-            return GatewayResponse(stream=ReleasingStream(relay, self._abandon(done, record)))
+            return GatewayResponse(stream=self.streams.replay(events, done, record, usage))
         native = deployment.provider in NATIVE_PROVIDERS
         edited = ServerSideEdits(request)
         if not native and ("context_management" in request or "max_input_tokens" in deployment.model_info):
@@ -398,8 +401,7 @@ class Gateway:
             record.stop_reason = opened.stop_reason
             body = opened.body if edits is None else report_in_message(opened.body, edits)
             return GatewayResponse(body=body, usage=opened.usage)
-        relay = self._relay(opened.response, opened.translator, opened.first, done, record)
-        return GatewayResponse(stream=ReleasingStream(relay, self._abandon(done, record, opened.response)))
+        return GatewayResponse(stream=self.streams.relay(opened, done, record))
 
     async def _server_tool_turn(
         self,
@@ -415,7 +417,7 @@ class Gateway:
         calls, one Anthropic message (:mod:`anygate.tools.loop`). The calls before the client's first
         byte (a summary, the first answer) are retried by routing; a later failure ends a stream with
         ``event: error`` (a JSON answer fails as a whole, and may be retried)."""
-        limits = self._stream_limits()
+        limits = self.streams.limits
         request = edited.request
         toolbox = self.server_tools.toolbox(request)
         compacted: Compacted | None = None
@@ -451,43 +453,8 @@ class Gateway:
             message = await turn.answer(first, open_step)
             record.stop_reason = turn.stop_reason
             return GatewayResponse(body=orjson.dumps(message), usage=turn.usage)
-        relay = self._turn_relay(turn, first, open_step, done, record)
         held = opened_first[0].response if opened_first else None
-        return GatewayResponse(stream=ReleasingStream(relay, self._abandon(done, record, held)))
-
-    async def _turn_relay(
-        self,
-        turn: ServerToolTurn,
-        first: AsyncIterator[dict[str, Any]] | None,
-        open_step: OpenStep,
-        done: AttemptOutcome,
-        record: RequestRecord,
-    ) -> AsyncGenerator[bytes, None]:
-        """A server-tool turn's events as SSE, accounted like :meth:`_relay`."""
-        failure: GatewayError | None = None
-        completed = False
-        try:
-            async with aclosing(turn.events(first, open_step)) as events:  # a client that leaves stops it
-                async for event in events:
-                    yield encode_event(event)
-            completed = True
-        except GatewayError as exc:
-            failure = exc
-        except Exception:
-            log.exception("stream %s failed inside the gateway", record.request_id)
-            failure = InternalError()
-        finally:
-            usage = turn.usage
-            if completed:
-                record.stop_reason = turn.stop_reason
-                done(None, tokens=usage.tokens)
-                self._complete(record, None, usage)
-            else:
-                done(failure, abandoned=failure is None)
-                self._complete(record, failure, usage, client_gone=failure is None)
-        if failure is not None:
-            log.warning("stream %s failed after it started: %s", record.request_id, failure.message)
-            yield encode_error(failure.error_type, failure.message, record.request_id)
+        return GatewayResponse(stream=self.streams.turn(turn, first, open_step, done, record, held))
 
     async def _open_call(
         self,
@@ -546,80 +513,6 @@ class Gateway:
         if record.first_byte is None:
             record.first_byte = self.clock()
         return OpenStream(response, translator, first)
-
-    async def _relay(
-        self,
-        response: UpstreamResponse,
-        translator: StreamTranslator,
-        first: bytes,
-        done: AttemptOutcome,
-        record: RequestRecord,
-    ) -> AsyncGenerator[bytes, None]:
-        """Translate the rest of an upstream stream (:func:`~anygate.stream_relay.translated`); any
-        failure ends the stream with an ``event: error`` frame, never with a clean-looking end."""
-        failure: GatewayError | None = None
-        completed = False
-        try:
-            yield first
-            rest = Translated(response, translator, **self._stream_limits())
-            while (out := await rest.next()) is not None:
-                yield out
-            completed = True
-        except GatewayError as exc:
-            failure = exc
-        except Exception:
-            log.exception("stream %s failed inside the gateway", record.request_id)
-            failure = InternalError()
-        finally:
-            usage = translator.usage
-            if completed:
-                record.stop_reason = translator.stop_reason
-                response.release()
-                done(None, tokens=usage.tokens)
-                self._complete(record, None, usage)
-            else:
-                response.close()
-                done(failure, abandoned=failure is None)
-                self._complete(record, failure, usage, client_gone=failure is None)
-        if failure is not None:
-            log.warning("stream %s failed after it started: %s", record.request_id, failure.message)
-            yield encode_error(failure.error_type, failure.message, record.request_id)
-
-    def _stream_limits(self) -> dict[str, Any]:
-        """``ping_interval`` and ``idle_timeout`` of :func:`~anygate.stream_relay.translated`."""
-        general = self.config.general
-        return {
-            "ping_interval": general.stream_ping_interval or None,
-            "idle_timeout": general.stream_idle_timeout or DEFAULT_STREAM_IDLE_TIMEOUT,
-        }
-
-    def _abandon(
-        self, done: AttemptOutcome, record: RequestRecord, response: UpstreamResponse | None = None
-    ) -> Callable[[], None]:
-        """What a stream that was never read does when closed: let go of the upstream and the record."""
-
-        def abandon() -> None:
-            if response is not None:
-                response.close()
-            done(None, abandoned=True)
-            self._complete(record, None, client_gone=True)
-
-        return abandon
-
-    async def _replay(
-        self, events: list[dict[str, Any]], done: AttemptOutcome, record: RequestRecord, usage: Usage
-    ) -> AsyncGenerator[bytes, None]:
-        """A local answer as an SSE stream: one frame per event, yielding to the loop between frames."""
-        completed = False
-        try:
-            for event in events:
-                yield encode_event(event)
-                await asyncio.sleep(0)
-            completed = True
-            record.stop_reason = _final_delta(events)[1]
-        finally:
-            done(None)
-            self._complete(record, None, usage, client_gone=not completed)
 
     async def _count_tokens(
         self, deployment: Deployment, request: dict[str, Any], ctx: CallContext, extra_headers: dict[str, str]
@@ -699,13 +592,3 @@ def _within_output_limit(request: dict[str, Any], deployment: Deployment) -> dic
     if isinstance(limit, int) and limit > 0 and request["max_tokens"] > limit:
         return {**request, "max_tokens": limit}
     return request
-
-
-def _final_delta(events: list[dict[str, Any]]) -> tuple[Usage, str | None]:
-    """The usage and stop reason a local answer reports in its ``message_delta``."""
-    for event in reversed(events):
-        if event.get("type") == "message_delta":
-            delta = event.get("delta")
-            stop_reason = delta.get("stop_reason") if isinstance(delta, dict) else None
-            return Usage.from_anthropic(event.get("usage")), stop_reason
-    return Usage(), None

@@ -1,23 +1,31 @@
-"""Reading a translated upstream stream: the first bytes (still retryable), the rest with pings and an
-idle limit, and the byte stream handed to the client.
+"""The streams of an answer: an upstream stream read and translated (its first bytes, still retryable;
+the rest with pings and an idle limit), and the byte streams the client gets, accounted once each.
 
-The gateway wraps these with its accounting (:meth:`anygate.gateway.Gateway._relay`); the server-tool
-loop (:mod:`anygate.tools.loop`) reads the same bytes back as events, one upstream call after another.
+:class:`ClientStreams` makes the client's streams (a relayed upstream stream, a server-tool turn, a
+local answer replayed); the server-tool loop (:mod:`anygate.tools.loop`) reads upstream streams back as
+events (:func:`stream_events`), one upstream call after another.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, Callable
+import logging
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
-from anygate.protocol.errors import UpstreamFailure, malformed_upstream
-from anygate.protocol.sse import PING_FRAME, SSEDecoder
+from anygate.hooks import RequestRecord, Usage
+from anygate.protocol.errors import GatewayError, InternalError, UpstreamFailure, malformed_upstream
+from anygate.protocol.sse import PING_FRAME, SSEDecoder, encode_error, encode_event
 from anygate.providers.base import StreamTranslator
+from anygate.routing.retry import AttemptOutcome
+from anygate.tools.loop import OpenStep, ServerToolTurn
 from anygate.upstream import UpstreamResponse
+
+log = logging.getLogger("anygate")
 
 
 @dataclass(slots=True, frozen=True)
@@ -158,3 +166,176 @@ class ReleasingStream:
             self._started = True
             self._abandon()
         await self._chunks.aclose()
+
+
+Complete = Callable[..., None]
+"""``Gateway._complete(record, failure, usage, *, client_gone=False)``: closes a request's record once."""
+
+
+class ClientStreams:
+    """The byte streams the gateway answers with, each accounted exactly once when it ends: complete,
+    failed (after the first byte: an ``event: error`` frame, never a clean-looking end), or left by its
+    client; and released even if the client never read it (:class:`ReleasingStream`).
+
+    Args:
+        complete: closes a request's record (``Gateway._complete``).
+        ping_interval: seconds of upstream silence between ``ping`` frames (None: no pings).
+        idle_timeout: seconds of upstream silence after which a stream is given up.
+    """
+
+    __slots__ = ("_complete", "idle_timeout", "ping_interval")
+
+    def __init__(self, complete: Complete, *, ping_interval: float | None, idle_timeout: float) -> None:
+        self._complete = complete
+        self.ping_interval = ping_interval
+        self.idle_timeout = idle_timeout
+
+    @property
+    def limits(self) -> dict[str, Any]:
+        """``ping_interval`` and ``idle_timeout``, as :func:`stream_events` takes them."""
+        return {"ping_interval": self.ping_interval, "idle_timeout": self.idle_timeout}
+
+    def relay(self, opened: OpenStream, done: AttemptOutcome, record: RequestRecord) -> ReleasingStream:
+        """An upstream stream translated for the client."""
+        chunks = self._relay(opened.response, opened.translator, opened.first, done, record)
+        return ReleasingStream(chunks, self._abandon(done, record, opened.response))
+
+    def turn(
+        self,
+        turn: ServerToolTurn,
+        first: AsyncIterator[dict[str, Any]] | None,
+        open_step: OpenStep,
+        done: AttemptOutcome,
+        record: RequestRecord,
+        held: UpstreamResponse | None,
+    ) -> ReleasingStream:
+        """A server-tool turn's events (:mod:`anygate.tools.loop`) as SSE; ``held`` is the first
+        upstream call's response, let go of if the client never reads."""
+        return ReleasingStream(
+            self._turn(turn, first, open_step, done, record), self._abandon(done, record, held)
+        )
+
+    def replay(
+        self, events: list[dict[str, Any]], done: AttemptOutcome, record: RequestRecord, usage: Usage
+    ) -> ReleasingStream:
+        """A local answer as an SSE stream: one frame per event, yielding to the loop between frames."""
+        return ReleasingStream(self._replay(events, done, record, usage), self._abandon(done, record, None))
+
+    async def _relay(
+        self,
+        response: UpstreamResponse,
+        translator: StreamTranslator,
+        first: bytes,
+        done: AttemptOutcome,
+        record: RequestRecord,
+    ) -> AsyncGenerator[bytes, None]:
+        failure: GatewayError | None = None
+        completed = False
+        try:
+            yield first
+            rest = Translated(
+                response, translator, ping_interval=self.ping_interval, idle_timeout=self.idle_timeout
+            )
+            while (out := await rest.next()) is not None:
+                yield out
+            completed = True
+        except Exception as exc:
+            failure = _stream_failure(exc, record)
+        finally:
+            if completed:
+                response.release()
+            else:
+                response.close()
+            self._ended(record, done, translator.usage, translator.stop_reason, failure, completed=completed)
+        if failure is not None:
+            yield _error_frame(failure, record)
+
+    async def _turn(
+        self,
+        turn: ServerToolTurn,
+        first: AsyncIterator[dict[str, Any]] | None,
+        open_step: OpenStep,
+        done: AttemptOutcome,
+        record: RequestRecord,
+    ) -> AsyncGenerator[bytes, None]:
+        failure: GatewayError | None = None
+        completed = False
+        try:
+            async with aclosing(turn.events(first, open_step)) as events:  # a client that leaves stops it
+                async for event in events:
+                    yield encode_event(event)
+            completed = True
+        except Exception as exc:
+            failure = _stream_failure(exc, record)
+        finally:
+            self._ended(record, done, turn.usage, turn.stop_reason, failure, completed=completed)
+        if failure is not None:
+            yield _error_frame(failure, record)
+
+    async def _replay(
+        self, events: list[dict[str, Any]], done: AttemptOutcome, record: RequestRecord, usage: Usage
+    ) -> AsyncGenerator[bytes, None]:
+        completed = False
+        try:
+            for event in events:
+                yield encode_event(event)
+                await asyncio.sleep(0)
+            completed = True
+            record.stop_reason = final_delta(events)[1]
+        finally:
+            done(None)
+            self._complete(record, None, usage, client_gone=not completed)
+
+    def _ended(
+        self,
+        record: RequestRecord,
+        done: AttemptOutcome,
+        usage: Usage,
+        stop_reason: str | None,
+        failure: GatewayError | None,
+        *,
+        completed: bool,
+    ) -> None:
+        if completed:
+            record.stop_reason = stop_reason
+            done(None, tokens=usage.tokens)
+            self._complete(record, None, usage)
+        else:
+            done(failure, abandoned=failure is None)
+            self._complete(record, failure, usage, client_gone=failure is None)
+
+    def _abandon(
+        self, done: AttemptOutcome, record: RequestRecord, response: UpstreamResponse | None
+    ) -> Callable[[], None]:
+        """What a stream that was never read does when closed: let go of the upstream and the record."""
+
+        def abandon() -> None:
+            if response is not None:
+                response.close()
+            done(None, abandoned=True)
+            self._complete(record, None, client_gone=True)
+
+        return abandon
+
+
+def final_delta(events: list[dict[str, Any]]) -> tuple[Usage, str | None]:
+    """The usage and stop reason a local answer reports in its ``message_delta``."""
+    for event in reversed(events):
+        if event.get("type") == "message_delta":
+            delta = event.get("delta")
+            stop_reason = delta.get("stop_reason") if isinstance(delta, dict) else None
+            return Usage.from_anthropic(event.get("usage")), stop_reason
+    return Usage(), None
+
+
+def _stream_failure(exc: Exception, record: RequestRecord) -> GatewayError:
+    """What a stream that raised ``exc`` after it started tells its client (a bug is logged here)."""
+    if isinstance(exc, GatewayError):
+        return exc
+    log.exception("stream %s failed inside the gateway", record.request_id)
+    return InternalError()
+
+
+def _error_frame(failure: GatewayError, record: RequestRecord) -> bytes:
+    log.warning("stream %s failed after it started: %s", record.request_id, failure.message)
+    return encode_error(failure.error_type, failure.message, record.request_id)

@@ -198,7 +198,6 @@ class RequestTools:
             else:
                 found = tool_search.search_tools(search, tool_input, self._deferred)
             return tool_search.result_block(call_id, found)
-        self._counted[COUNTED_KINDS[kind]] += 1
         if kind == "web_search":
             return await self._web_search(call_id, tool_input, definition)
         return await self._web_fetch(call_id, tool_input, definition, request)
@@ -217,6 +216,7 @@ class RequestTools:
             )
         except web.WebToolError as exc:
             return web.search_result_block(call_id, exc, signer)
+        self._counted["web_search_requests"] += 1  # billed when it ran: Anthropic bills no failed search
         return web.search_result_block(call_id, hits, signer)
 
     async def _web_fetch(
@@ -240,6 +240,7 @@ class RequestTools:
             )
         except web.WebToolError as exc:
             return web.fetch_result_block(call_id, exc)
+        self._counted["web_fetch_requests"] += 1
         return web.fetch_result_block(call_id, page, citations=cite)
 
     # --- what the client is told ------------------------------------------------------------------
