@@ -20,6 +20,7 @@ from tests.conftest import MASTER_KEY, UPSTREAM_KEY, sdk_client
 from tests.fakes.anthropic_answers import error, message, stream_frames
 from tests.fakes.gateway_server import GatewayServer
 from tests.fakes.upstream import FakeUpstream, Json, Sse
+from tests.rawhttp import send
 
 HELLO = [{"role": "user", "content": "hello"}]
 TEAM_KEY = "sk-team-key-0123456789"
@@ -100,6 +101,7 @@ def test_a_json_answer_passes_every_stage_once_with_its_usage(
     assert record.principal.kind == "master" and record.route == "messages" and record.model == "claude"
     assert record.outcome == "ok" and record.status == 200
     assert record.usage == Usage(input_tokens=10, output_tokens=5)
+    assert record.stop_reason == "end_turn"
     assert record.deployment_id == "claude#0" and record.provider == "anthropic"
     assert [a.deployment_id for a in record.attempts] == ["claude#0"]
     assert record.latency is not None and record.time_to_first_token is not None
@@ -114,6 +116,7 @@ def test_a_stream_completes_at_its_end_with_usage_and_time_to_first_token(
     [record] = recorder.wait_completed()
     assert record.outcome == "ok" and record.stream
     assert record.usage == Usage(input_tokens=10, output_tokens=5)
+    assert record.stop_reason == "end_turn"  # the passthrough read it from the relayed message_delta
     assert record.first_byte is not None and record.ended is not None
     assert record.time_to_first_token is not None and record.latency is not None
     assert record.time_to_first_token < record.latency
@@ -137,6 +140,7 @@ def test_a_client_that_leaves_mid_stream_is_recorded_once_as_gone(
             received += chunk
     [record] = recorder.wait_completed()
     assert record.outcome == "client_gone" and record.status == 499
+    assert record.stop_reason is None  # no complete answer
     assert record.usage is not None and record.usage.input_tokens == 10  # what was seen before leaving
     assert len(recorder.attempts) == 1 and recorder.attempts[0].abandoned
 
@@ -179,6 +183,20 @@ def test_every_attempt_is_reported_and_failures_complete_the_request(
     [record] = recorder.completed_records
     assert record.outcome == "error" and record.status == 500 and len(record.attempts) == 2
     assert all(a.error is not None and a.error.status == 500 for a in record.attempts)
+    assert record.stop_reason is None
+
+
+def test_a_stream_cut_after_its_message_delta_has_no_stop_reason(
+    server: GatewayServer, upstream: FakeUpstream, recorder: Recorder
+) -> None:
+    """The upstream said why it stopped, then broke off before ``message_stop``: the client got an error
+    event, not an answer, so the record reports no stop reason."""
+    upstream.script("/v1/messages", Sse(stream_frames("hello there")[:-1]))
+    body = {"model": "claude", "max_tokens": 10, "messages": HELLO, "stream": True}
+    answer = send(server.url, "POST", "/v1/messages", body, {"x-api-key": MASTER_KEY})
+    assert b"event: error" in answer.body and b'"stop_reason":"end_turn"' in answer.body
+    [record] = recorder.wait_completed()
+    assert record.outcome == "error" and record.stop_reason is None
 
 
 def test_a_failing_hook_is_logged_and_never_reaches_the_client(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -30,6 +30,7 @@ from anygate.providers.registry import (
     default_api_key_env,
     split_model,
 )
+from anygate.web_settings import WebFetchSettings, WebSearchSettings, parse_web_fetch, parse_web_search
 
 log = logging.getLogger("anygate.config")
 
@@ -82,6 +83,8 @@ _GENERAL_KEYS: Final = frozenset(
         "disable_spend_logs",
         "key_sync_interval",
         "redis_key_prefix",
+        "web_search",
+        "web_fetch",
         *LIMIT_DEFAULTS,
         *_OBSERVABILITY_SWITCHES,
     }
@@ -290,6 +293,10 @@ class GeneralSettings:
     """Serve the dashboard at ``/ui`` and keep the recent requests it shows."""
     log_prompts: bool = False
     """Write the request's system and messages into the JSON request log (debugging only)."""
+    web_search: WebSearchSettings | None = None
+    """The backend the gateway's web search tool uses; None: web search is declined."""
+    web_fetch: WebFetchSettings = field(default_factory=WebFetchSettings)
+    """What the gateway's web fetch tool may reach (see :mod:`anygate.web_settings`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -496,6 +503,16 @@ class _Loader:
             metrics_public=self._flag(section, path, "metrics_public"),
             ui=self._flag(section, path, "ui"),
             log_prompts=self._flag(section, path, "log_prompts"),
+            web_search=parse_web_search(
+                section.get("web_search"), self._section_fail(path, "web_search"), self.env
+            ),
+            web_fetch=parse_web_fetch(section.get("web_fetch"), self._section_fail(path, "web_fetch")),
+        )
+
+    def _section_fail(self, path: Path_, section: str) -> Callable[[str | None, str], ConfigError]:
+        """A sub-section's error builder: the message names the key and its position."""
+        return lambda key, message: self.fail(
+            (*path, section) if key is None else (*path, section, key), message
         )
 
     def _router(self, value: object, litellm_settings: dict[str, Any]) -> RouterSettings:

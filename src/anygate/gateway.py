@@ -10,7 +10,7 @@ Every request is a :class:`~anygate.hooks.RequestRecord` that passes the lifecyc
 here. The path in order (docs/architecture.md draws it)::
 
     create_message → _routed (run_routed: pick, retry, fall back) → _attempt_message
-        → provider.prepare → provider.authorize → upstream.fetch | upstream.send → _first_bytes → _relay
+        → provider.prepare → provider.authorize → upstream.fetch | upstream.send → first_bytes → _relay
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import logging
 import os
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -31,29 +32,39 @@ from anygate.config import Config, GeneralSettings, load_config, master_key_from
 from anygate.deployment import Deployment
 from anygate.hooks import IN_PROCESS, OPEN, AttemptRecord, Hook, Hooks, Principal, RequestRecord, Usage
 from anygate.model_catalog import ModelCatalog
-from anygate.protocol.accumulate import accumulate
+from anygate.protocol.accumulate import accumulate, message_events
 from anygate.protocol.errors import (
     GatewayError,
     InternalError,
     UpstreamError,
-    UpstreamFailure,
     client_fault,
     malformed_upstream,
 )
 from anygate.protocol.ids import new_request_id
 from anygate.protocol.redact import register_config_secrets
-from anygate.protocol.sse import PING_FRAME, encode_error, encode_event
+from anygate.protocol.sse import encode_error, encode_event
 from anygate.protocol.validation import validate_count_tokens_request, validate_messages_request
-from anygate.providers.base import CallContext, LocalProvider, Provider, ProviderCall, StreamTranslator
+from anygate.providers.base import (
+    Answer,
+    CallContext,
+    LocalProvider,
+    Provider,
+    ProviderCall,
+    StreamTranslator,
+)
 from anygate.providers.registry import SPECS, load_provider
 from anygate.providers.upstream_errors import CredentialsRejected
 from anygate.routing.names import ModelNames
 from anygate.routing.retry import Attempt, AttemptOutcome, run_routed
 from anygate.routing.router import Router
 from anygate.signing import ThinkingSigner
-from anygate.tools import NATIVE_PROVIDERS, overflow_error, server_side_edits
+from anygate.stream_relay import OpenStream, ReleasingStream, first_bytes, stream_events, translated
+from anygate.tools import NATIVE_PROVIDERS, ServerSideEdits, overflow_error, server_side_edits
+from anygate.tools.compaction import continued_request, summary_request, summary_text
 from anygate.tools.context_editing import Edits, ReportingTranslator, report_in_message
+from anygate.tools.loop import Compacted, OpenStep, ServerToolTurn
 from anygate.tools.overflow import is_overflow
+from anygate.tools.server_tools import ServerTools, wants_server_tools
 from anygate.upstream import Transport, UpstreamClient, UpstreamResponse
 
 log = logging.getLogger("anygate")
@@ -121,6 +132,7 @@ class Gateway:
         self.signer = ThinkingSigner(master_key)
         register_config_secrets(self.config)
         self.upstream = UpstreamClient(transport)
+        self.server_tools = ServerTools(self.config.general, self.signer)
         self.hooks = Hooks([MasterKey(master_key)] if master_key else [])
         for hook in hooks:
             self.hooks.add(hook)
@@ -155,6 +167,7 @@ class Gateway:
     async def aclose(self) -> None:
         """Flush the hooks and close the upstream connection pool of the running event loop."""
         await self.hooks.aclose()
+        await self.server_tools.aclose()
         await self.upstream.aclose()
 
     # --- entry points ------------------------------------------------------------------------------
@@ -347,17 +360,23 @@ class Gateway:
                 events = await asyncio.to_thread(provider.answer, deployment, request, ctx)
             else:
                 events = provider.answer(deployment, request, ctx)
-            usage = _final_usage(events)
+            usage, stop_reason = _final_delta(events)
             if not stream:
+                record.stop_reason = stop_reason
                 return GatewayResponse(body=orjson.dumps(accumulate(events)), usage=usage)
             relay = self._replay(events, done, record, usage)
             return GatewayResponse(stream=ReleasingStream(relay, self._abandon(done, record)))
         native = deployment.provider in NATIVE_PROVIDERS
-        edits: Edits | None = None
+        edited = ServerSideEdits(request)
         if not native and ("context_management" in request or "max_input_tokens" in deployment.model_info):
-            request, edits = await server_side_edits(provider, deployment, request, ctx.client_headers)
+            edited = await server_side_edits(provider, deployment, request, ctx.client_headers)
+            request = edited.request
         try:
-            return await self._call_upstream(provider, deployment, request, ctx, done, record, stream, edits)
+            if not native and (edited.compaction is not None or wants_server_tools(request)):
+                return await self._server_tool_turn(provider, deployment, edited, ctx, done, record, stream)
+            return await self._call_upstream(
+                provider, deployment, request, ctx, done, record, stream, edited.edits
+            )
         except UpstreamError as exc:
             if native or not is_overflow(exc):
                 raise
@@ -374,6 +393,116 @@ class Gateway:
         stream: bool,
         edits: Edits | None,
     ) -> GatewayResponse:
+        opened = await self._open_call(provider, deployment, request, ctx, record, stream=stream, edits=edits)
+        if isinstance(opened, Answer):
+            record.stop_reason = opened.stop_reason
+            body = opened.body if edits is None else report_in_message(opened.body, edits)
+            return GatewayResponse(body=body, usage=opened.usage)
+        relay = self._relay(opened.response, opened.translator, opened.first, done, record)
+        return GatewayResponse(stream=ReleasingStream(relay, self._abandon(done, record, opened.response)))
+
+    async def _server_tool_turn(
+        self,
+        provider: Provider,
+        deployment: Deployment,
+        edited: ServerSideEdits,
+        ctx: CallContext,
+        done: AttemptOutcome,
+        record: RequestRecord,
+        stream: bool,
+    ) -> GatewayResponse:
+        """A turn in which the gateway runs server tools or compacts the conversation: several upstream
+        calls, one Anthropic message (:mod:`anygate.tools.loop`). The calls before the client's first
+        byte (a summary, the first answer) are retried by routing; a later failure ends a stream with
+        ``event: error`` (a JSON answer fails as a whole, and may be retried)."""
+        limits = self._stream_limits()
+        request = edited.request
+        toolbox = self.server_tools.toolbox(request)
+        compacted: Compacted | None = None
+        if edited.compaction is not None:
+            asked = toolbox.upstream_request(summary_request(request, edited.compaction))
+            answer = await self._open_call(provider, deployment, asked, ctx, record, stream=False)
+            assert isinstance(answer, Answer)
+            summary = orjson.loads(answer.body)
+            paused = edited.compaction.pause_after_compaction
+            compacted = Compacted(summary_text(summary), summary.get("usage") or {}, paused=paused)
+            if not paused:
+                request = continued_request(request, compacted.summary)
+        turn = ServerToolTurn(
+            request,
+            toolbox,
+            ping_interval=limits["ping_interval"] if stream else None,
+            context_management=edited.edits.report if edited.edits is not None else None,
+            compacted=compacted,
+            message_id=ctx.message_id,
+        )
+        opened_first: list[OpenStream] = []
+
+        async def open_step(step_request: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+            opened = await self._open_call(provider, deployment, step_request, ctx, record, stream=stream)
+            if isinstance(opened, Answer):
+                return _iterate(message_events(orjson.loads(opened.body)))
+            if not opened_first:
+                opened_first.append(opened)
+            return stream_events(opened, **limits)
+
+        first = None if compacted is not None and compacted.paused else await open_step(turn.first_request())
+        if not stream:
+            message = await turn.answer(first, open_step)
+            record.stop_reason = turn.stop_reason
+            return GatewayResponse(body=orjson.dumps(message), usage=turn.usage)
+        relay = self._turn_relay(turn, first, open_step, done, record)
+        held = opened_first[0].response if opened_first else None
+        return GatewayResponse(stream=ReleasingStream(relay, self._abandon(done, record, held)))
+
+    async def _turn_relay(
+        self,
+        turn: ServerToolTurn,
+        first: AsyncIterator[dict[str, Any]] | None,
+        open_step: OpenStep,
+        done: AttemptOutcome,
+        record: RequestRecord,
+    ) -> AsyncGenerator[bytes, None]:
+        """A server-tool turn's events as SSE, accounted like :meth:`_relay`."""
+        failure: GatewayError | None = None
+        completed = False
+        try:
+            async with aclosing(turn.events(first, open_step)) as events:  # a client that leaves stops it
+                async for event in events:
+                    yield encode_event(event)
+            completed = True
+        except GatewayError as exc:
+            failure = exc
+        except Exception:
+            log.exception("stream %s failed inside the gateway", record.request_id)
+            failure = InternalError()
+        finally:
+            usage = turn.usage
+            if completed:
+                record.stop_reason = turn.stop_reason
+                done(None, tokens=usage.tokens)
+                self._complete(record, None, usage)
+            else:
+                done(failure, abandoned=failure is None)
+                self._complete(record, failure, usage, client_gone=failure is None)
+        if failure is not None:
+            log.warning("stream %s failed after it started: %s", record.request_id, failure.message)
+            yield encode_error(failure.error_type, failure.message, record.request_id)
+
+    async def _open_call(
+        self,
+        provider: Provider,
+        deployment: Deployment,
+        request: dict[str, Any],
+        ctx: CallContext,
+        record: RequestRecord,
+        *,
+        stream: bool,
+        edits: Edits | None = None,
+    ) -> Answer | OpenStream:
+        """One upstream call up to its answer (JSON) or its first translated bytes (a stream): every
+        failure until then can still be retried, because the client has received nothing. A stream
+        reports applied ``edits`` in its ``message_delta`` (which may come with the first bytes)."""
         call = provider.prepare(deployment, request, ctx, stream=stream)
         total, first_byte = self._timeouts(deployment)
         loop = asyncio.get_running_loop()
@@ -392,13 +521,9 @@ class Gateway:
                 status, headers, body = await self.upstream.fetch(upstream_request, timeout=left)
                 if status < 300:
                     try:
-                        answer = call.parse_response(body)
+                        return call.parse_response(body)
                     except ValueError as exc:
                         raise malformed_upstream("response", exc) from None
-                    if edits is not None:
-                        body = report_in_message(answer.body, edits)
-                        return GatewayResponse(body=body, usage=answer.usage)
-                    return GatewayResponse(body=answer.body, usage=answer.usage)
             else:
                 response = await self.upstream.send(upstream_request, timeout=left)
                 if response.status < 300:
@@ -414,32 +539,13 @@ class Gateway:
         if edits is not None:
             translator = ReportingTranslator(translator, edits)
         try:
-            first = await self._first_bytes(response, translator, max(deadline - loop.time(), 0.001))
+            first = await first_bytes(response, translator, max(deadline - loop.time(), 0.001))
         except BaseException:
             response.close()
             raise
-        record.first_byte = self.clock()
-        relay = self._relay(response, translator, first, done, record)
-        return GatewayResponse(stream=ReleasingStream(relay, self._abandon(done, record, response)))
-
-    async def _first_bytes(
-        self, response: UpstreamResponse, translator: StreamTranslator, timeout: float
-    ) -> bytes:
-        """Read until the translator has something for the client. Failures here can still be retried,
-        because the client has received nothing yet."""
-        try:
-            async with asyncio.timeout(timeout):
-                while True:
-                    chunk = await response.read_chunk()
-                    if not chunk:
-                        return translator.finish()
-                    out = translator.feed(chunk)
-                    if out:
-                        return out
-        except TimeoutError:
-            raise UpstreamFailure(504, f"the upstream sent nothing within {timeout:g}s") from None
-        except ValueError as exc:
-            raise malformed_upstream("stream", exc) from None
+        if record.first_byte is None:
+            record.first_byte = self.clock()
+        return OpenStream(response, translator, first)
 
     async def _relay(
         self,
@@ -449,51 +555,23 @@ class Gateway:
         done: AttemptOutcome,
         record: RequestRecord,
     ) -> AsyncGenerator[bytes, None]:
-        """Translate the rest of an upstream stream. Pings fill silences; any failure ends the stream with
-        an ``event: error`` frame, never with a clean-looking end."""
-        general = self.config.general
-        ping_interval = general.stream_ping_interval or None
-        idle_timeout = general.stream_idle_timeout or DEFAULT_STREAM_IDLE_TIMEOUT
+        """Translate the rest of an upstream stream (:func:`~anygate.stream_relay.translated`); any
+        failure ends the stream with an ``event: error`` frame, never with a clean-looking end."""
         failure: GatewayError | None = None
         completed = False
         try:
-            yield first
-            silent = 0.0
-            while True:
-                wait = idle_timeout - silent
-                if ping_interval:
-                    wait = min(ping_interval, wait)
-                try:
-                    async with asyncio.timeout(wait):
-                        chunk = await response.read_chunk()
-                except TimeoutError:
-                    silent += wait
-                    if silent >= idle_timeout:
-                        raise UpstreamFailure(
-                            504, f"the upstream stream was silent for {idle_timeout:g}s"
-                        ) from None
-                    yield PING_FRAME
-                    continue
-                silent = 0.0
-                if not chunk:
-                    break
-                out = translator.feed(chunk)
-                if out:
-                    yield out
-            tail = translator.finish()
+            async for out in translated(response, translator, first, **self._stream_limits()):
+                yield out
             completed = True
-            if tail:
-                yield tail
         except GatewayError as exc:
             failure = exc
-        except ValueError as exc:
-            failure = malformed_upstream("stream", exc)
         except Exception:
             log.exception("stream %s failed inside the gateway", record.request_id)
             failure = InternalError()
         finally:
             usage = translator.usage
             if completed:
+                record.stop_reason = translator.stop_reason
                 response.release()
                 done(None, tokens=usage.tokens)
                 self._complete(record, None, usage)
@@ -504,6 +582,14 @@ class Gateway:
         if failure is not None:
             log.warning("stream %s failed after it started: %s", record.request_id, failure.message)
             yield encode_error(failure.error_type, failure.message, record.request_id)
+
+    def _stream_limits(self) -> dict[str, Any]:
+        """``ping_interval`` and ``idle_timeout`` of :func:`~anygate.stream_relay.translated`."""
+        general = self.config.general
+        return {
+            "ping_interval": general.stream_ping_interval or None,
+            "idle_timeout": general.stream_idle_timeout or DEFAULT_STREAM_IDLE_TIMEOUT,
+        }
 
     def _abandon(
         self, done: AttemptOutcome, record: RequestRecord, response: UpstreamResponse | None = None
@@ -528,6 +614,7 @@ class Gateway:
                 yield encode_event(event)
                 await asyncio.sleep(0)
             completed = True
+            record.stop_reason = _final_delta(events)[1]
         finally:
             done(None)
             self._complete(record, None, usage, client_gone=not completed)
@@ -557,6 +644,11 @@ class Gateway:
             return call.parse(body)
         except ValueError as exc:
             raise malformed_upstream("count_tokens answer", exc) from None
+
+
+async def _iterate(events: list[dict[str, Any]]) -> AsyncIterator[dict[str, Any]]:
+    for event in events:
+        yield event
 
 
 def _amended(call: object, status: int, body: bytes) -> ProviderCall | None:
@@ -607,38 +699,11 @@ def _within_output_limit(request: dict[str, Any], deployment: Deployment) -> dic
     return request
 
 
-def _final_usage(events: list[dict[str, Any]]) -> Usage:
-    """The usage a local answer reports in its ``message_delta``."""
+def _final_delta(events: list[dict[str, Any]]) -> tuple[Usage, str | None]:
+    """The usage and stop reason a local answer reports in its ``message_delta``."""
     for event in reversed(events):
         if event.get("type") == "message_delta":
-            return Usage.from_anthropic(event.get("usage"))
-    return Usage()
-
-
-class ReleasingStream:
-    """An answer's byte stream whose ``aclose()`` releases the upstream even if it was never iterated.
-
-    An async generator closed before its first step never runs its ``finally``; a client that leaves
-    between the gateway's answer and the first byte sent would otherwise keep the upstream connection
-    open and the deployment's in-flight count raised.
-    """
-
-    __slots__ = ("_abandon", "_chunks", "_started")
-
-    def __init__(self, chunks: AsyncGenerator[bytes, None], abandon: Callable[[], None]) -> None:
-        self._chunks = chunks
-        self._abandon = abandon
-        self._started = False
-
-    def __aiter__(self) -> ReleasingStream:
-        return self
-
-    async def __anext__(self) -> bytes:
-        self._started = True
-        return await self._chunks.__anext__()
-
-    async def aclose(self) -> None:
-        if not self._started:
-            self._started = True
-            self._abandon()
-        await self._chunks.aclose()
+            delta = event.get("delta")
+            stop_reason = delta.get("stop_reason") if isinstance(delta, dict) else None
+            return Usage.from_anthropic(event.get("usage")), stop_reason
+    return Usage(), None

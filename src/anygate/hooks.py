@@ -147,6 +147,9 @@ class RequestRecord:
     first_byte: float | None = None
     ended: float | None = None
     usage: Usage | None = None
+    stop_reason: str | None = None
+    """The answer's ``stop_reason`` (``end_turn``, ``tool_use``, ``max_tokens``…), set when an answer was
+    complete, before its attempt ends; None for failures, a client that left, and token counting."""
     status: int = 0
     error: GatewayError | None = None
     outcome: Outcome | None = None

@@ -33,6 +33,7 @@ def _record(i: int, *, status: int = 200, latency: float = 0.1, team: str | None
     if status == 200:
         record.outcome = "ok"
         record.usage = Usage(10, 5, 30, 0)
+        record.stop_reason = "tool_use" if i % 4 == 0 else "end_turn"
     else:
         record.outcome, record.error = "error", GatewayError(status, "nope")
     return record
@@ -65,6 +66,10 @@ def test_recent_requests_summarise_filter_and_stay_bounded() -> None:
     newest = recent.requests({}, limit=3)
     assert [r["request_id"] for r in newest] == ["req_0060", "req_0059", "req_0058"]
     assert recent.requests({"key": "key1", "team": "t1"}, limit=1000)
+    assert failed[0]["stop_reason"] is None and newest[1]["stop_reason"] == "end_turn"
+    tool_uses = recent.requests({"stop_reason": "tool_use"}, limit=1000)
+    assert [r["request_id"] for r in tool_uses][:2] == ["req_0056", "req_0052"]
+    assert len(tool_uses) == 12  # of the 50 kept (req_0010…req_0059), every fourth
     assert recent.requests({"unknown": "x"}, limit=1)  # unknown filters are ignored
     now[0] += 7200
     assert recent.summary(3600)["totals"]["requests"] == 0

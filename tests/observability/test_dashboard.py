@@ -139,6 +139,12 @@ def test_the_dashboard_shows_a_scripted_run_and_manages_keys(
     page.click("#filters button")
     page.wait_for_function("document.querySelector('#requests tbody').innerText.includes('client left')")
     view.screenshot("dashboard-desktop")
+    page.select_option('#filters select[name="outcome"]', "")
+    page.select_option('#filters select[name="stop_reason"]', "end_turn")
+    page.click("#filters button")
+    page.wait_for_function(f"document.querySelectorAll('#requests tbody tr').length === {expected.ok}")
+    assert page.inner_text("#requests tbody").count("end_turn") == expected.ok
+    page.select_option('#filters select[name="stop_reason"]', "")
 
     # Keys: create (shown once), use, then block.
     assert page.is_visible("#keys-panel") and page.is_visible("#teams-panel")

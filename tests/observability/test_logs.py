@@ -73,8 +73,10 @@ def test_one_json_record_per_request_with_the_spend_fields(
         "input_tokens": 6, "output_tokens": 5, "cache_read_input_tokens": 4, "cache_creation_input_tokens": 0,
     }  # fmt: skip
     assert metadata["status_code"] == 200 and metadata["attempts"] == 1
+    assert metadata["stop_reason"] == "end_turn"
     assert refused["status"] == "failure"
     assert isinstance(refused["metadata"], dict) and refused["metadata"]["status_code"] == 400
+    assert refused["metadata"]["stop_reason"] is None
     text = captured.getvalue()
     assert MASTER_KEY not in text and UPSTREAM_KEY not in text
     assert ("hello" in text) is include_prompt

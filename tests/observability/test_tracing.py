@@ -6,21 +6,25 @@ from __future__ import annotations
 import subprocess
 import sys
 from collections.abc import Iterator
+from typing import Any
 
+import orjson
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
+import anygate
 from anygate.config import parse_config
 from anygate.observability import tracing_requested
 from anygate.observability.tracing import TracingHook
 from tests.fakes.gateway_server import GatewayServer
-from tests.fakes.upstream import FakeUpstream, Json
+from tests.fakes.upstream import FakeUpstream, Json, Sse, sse_data
 from tests.observability.support import BODY, CHAT, HEADERS, completion, config, stream, wait_for
-from tests.rawhttp import send
+from tests.rawhttp import RawResponse, send
 
+FINISH_REASONS = "gen_ai.response.finish_reasons"
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 CLIENT_SPAN = "00f067aa0ba902b7"
 
@@ -70,6 +74,7 @@ def test_a_retried_request_is_a_server_span_with_a_client_span_per_attempt(
     assert attributes["gen_ai.usage.cache_read.input_tokens"] == 10
     assert attributes["anygate.attempts"] == 2
     assert attributes["http.response.status_code"] == 200
+    assert attributes[FINISH_REASONS] == ("end_turn",)
     assert server.status.status_code == StatusCode.UNSET
     assert server.start_time is not None and server.end_time is not None
 
@@ -87,7 +92,9 @@ def test_a_retried_request_is_a_server_span_with_a_client_span_per_attempt(
     failed, succeeded = attempts
     assert failed.status.status_code == StatusCode.ERROR
     assert dict(failed.attributes or {})["error.type"] == "api_error"
+    assert FINISH_REASONS not in dict(failed.attributes or {})
     assert succeeded.status.status_code == StatusCode.UNSET
+    assert dict(succeeded.attributes or {})[FINISH_REASONS] == ("end_turn",)  # the attempt that answered
 
     # The upstream saw the request span as its parent, in the same trace, on both attempts.
     received = upstream.requests_to(CHAT)
@@ -114,9 +121,137 @@ def test_a_client_that_leaves_and_a_request_refused_early_are_error_spans(
     gone = next(s for s in servers if dict(s.attributes or {}).get("anygate.stream"))
     assert dict(gone.attributes or {})["error.type"] == "client_gone"
     assert gone.status.status_code == StatusCode.ERROR
+    assert FINISH_REASONS not in dict(gone.attributes or {})  # the answer never finished
+    [left] = [s for s in exporter.get_finished_spans() if s.kind == SpanKind.CLIENT]
+    assert dict(left.attributes or {})["anygate.attempt.abandoned"] is True
+    assert FINISH_REASONS not in dict(left.attributes or {})
     refused = next(s for s in servers if s is not gone)
     assert dict(refused.attributes or {})["error.type"] == "invalid_request_error"
     assert refused.parent is None  # no traceparent sent: a new trace
+
+
+CITY = {"type": "object", "properties": {"city": {"type": "string"}}}
+TOOLS = [{"name": "get_weather", "input_schema": CITY}]
+TOOL_CALL = {"index": 0, "id": "call_1", "type": "function", "function": {"name": "get_weather"}}
+ARGUMENTS = '{"city": "Oslo"}'
+BAD_REQUEST = Json({"error": {"message": "bad request", "type": "invalid_request_error"}}, status=400)
+
+
+def _tool_completion() -> dict[str, Any]:
+    answer = completion(11, 7)
+    answer["choices"] = [
+        {
+            "index": 0,
+            "message": {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [{**TOOL_CALL, "function": {"name": "get_weather", "arguments": ARGUMENTS}}],
+            },
+            "finish_reason": "tool_calls",
+        }
+    ]
+    return answer
+
+
+def _tool_stream() -> Sse:
+    def chunk(delta: dict[str, Any], finish_reason: str | None = None) -> dict[str, Any]:
+        return {"id": "c", "object": "chat.completion.chunk", "choices": [
+            {"index": 0, "delta": delta, "finish_reason": finish_reason}
+        ]}  # fmt: skip
+
+    return Sse(
+        sse_data(
+            chunk({"role": "assistant", "tool_calls": [{**TOOL_CALL, "function": {"name": "get_weather"}}]}),
+            chunk({"tool_calls": [{"index": 0, "function": {"arguments": ARGUMENTS}}]}),
+            chunk({}, "tool_calls"),
+        )
+    )
+
+
+def _traced(
+    exporter: InMemorySpanExporter, url: str, body: dict[str, Any]
+) -> tuple[RawResponse, dict[str, Any], list[dict[str, Any]]]:
+    """One request: the client's answer, its request span's attributes, its attempt spans' attributes."""
+    exporter.clear()
+    answer = send(url, "POST", "/v1/messages", body, HEADERS)
+    wait_for(lambda: any(s.kind == SpanKind.SERVER for s in exporter.get_finished_spans()))
+    spans = exporter.get_finished_spans()
+    server = next(s for s in spans if s.kind == SpanKind.SERVER)
+    attempts = [dict(s.attributes or {}) for s in spans if s.kind == SpanKind.CLIENT]
+    return answer, dict(server.attributes or {}), attempts
+
+
+def _client_stop_reason(answer: RawResponse) -> str | None:
+    """The stop reason the client received: the Message's, or its stream's ``message_delta``'s."""
+    if not answer.body.startswith(b"event:"):
+        stop_reason: str | None = answer.json().get("stop_reason")
+        return stop_reason
+    deltas = [
+        orjson.loads(line[5:]) for line in answer.body.decode().splitlines() if line.startswith("data:")
+    ]
+    return next((d["delta"]["stop_reason"] for d in deltas if d.get("type") == "message_delta"), None)
+
+
+@pytest.mark.parametrize(
+    ("stream", "answer", "expected"),
+    [
+        (True, stream(7, 3), "end_turn"),
+        (False, Json(_tool_completion()), "tool_use"),
+        (True, _tool_stream(), "tool_use"),
+        (False, BAD_REQUEST, None),
+        (True, Sse(stream(7, 3).chunks[:2]), None),  # text, then the upstream ends: no finish_reason
+    ],
+    ids=["stream", "json-tool-use", "stream-tool-use", "upstream-400", "stream-cut-by-upstream"],
+)
+def test_the_finish_reason_is_what_the_client_received(
+    traced: GatewayServer,
+    upstream: FakeUpstream,
+    exporter: InMemorySpanExporter,
+    stream: bool,
+    answer: Json | Sse,
+    expected: str | None,
+) -> None:
+    upstream.script(CHAT, answer)
+    body = {**BODY, "stream": stream, "tools": TOOLS}
+    received, server, attempts = _traced(exporter, traced.url, body)
+    assert _client_stop_reason(received) == expected
+    [attempt] = attempts  # not retried: a 400 is final, and a stream that started cannot be
+    if expected is None:
+        assert FINISH_REASONS not in server and FINISH_REASONS not in attempt
+        assert "error.type" in server
+    else:
+        assert server[FINISH_REASONS] == attempt[FINISH_REASONS] == (expected,)
+        assert "error.type" not in server
+
+
+async def test_a_local_answer_has_its_finish_reason_too(exporter: InMemorySpanExporter) -> None:
+    """The built-in mock answers in-process (a list of events): JSON and streamed."""
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    gateway = anygate.Gateway(hooks=[TracingHook(provider)])
+    hi: Any = [{"role": "user", "content": "tell me a long story"}]
+    try:
+        cut = await gateway.messages.acreate(model="mock/demo", max_tokens=3, messages=hi)
+        events = await gateway.messages.acreate(
+            model="mock/demo",
+            max_tokens=200,
+            messages=hi,
+            tools=TOOLS,
+            tool_choice={"type": "any"},
+            stream=True,
+        )
+        async for _ in events:
+            pass
+    finally:
+        await gateway.aclose()
+    assert cut.stop_reason == "max_tokens"
+    servers = [s for s in exporter.get_finished_spans() if s.kind == SpanKind.SERVER]
+    assert [dict(s.attributes or {}).get(FINISH_REASONS) for s in servers] == [("max_tokens",), ("tool_use",)]
+    attempts = [s for s in exporter.get_finished_spans() if s.kind == SpanKind.CLIENT]
+    assert [dict(s.attributes or {}).get(FINISH_REASONS) for s in attempts] == [
+        ("max_tokens",),
+        ("tool_use",),
+    ]
 
 
 def test_without_a_traceparent_no_header_is_invented_when_tracing_is_off(

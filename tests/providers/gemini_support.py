@@ -15,7 +15,7 @@ from anygate.providers.base import CallContext
 from anygate.providers.google.call import GeminiCall
 from anygate.providers.google.provider import GeminiProvider, VertexProvider
 from tests.conftest import RECORDINGS
-from tests.providers.openai_support import SIGNER, decode_events
+from tests.providers.openai_support import SIGNER, answered, decode_events, reported
 
 GEMINI = RECORDINGS / "gemini"
 STREAM_RECORDINGS = sorted([*GEMINI.glob("*.sse"), *GEMINI.glob("*.chunks.txt")])
@@ -128,11 +128,8 @@ def translate(chunks: Iterable[bytes], call: GeminiCall | None = None) -> list[d
     translator = (call or prepare(context().request)).stream_translator()
     out = b"".join(translator.feed(chunk) for chunk in chunks)
     out += translator.finish()
-    return decode_events(out)
+    return reported(translator, decode_events(out))
 
 
 def parse(answer: dict[str, Any], call: GeminiCall | None = None) -> dict[str, Any]:
-    body: dict[str, Any] = orjson.loads(
-        (call or prepare(context().request)).parse_response(orjson.dumps(answer)).body
-    )
-    return body
+    return answered((call or prepare(context().request)).parse_response(orjson.dumps(answer)))

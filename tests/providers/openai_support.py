@@ -13,7 +13,7 @@ import orjson
 from anygate.deployment import Deployment
 from anygate.protocol.accumulate import accumulate
 from anygate.protocol.sse import SSEDecoder
-from anygate.providers.base import CallContext, UpstreamRequest
+from anygate.providers.base import Answer, CallContext, StreamTranslator, UpstreamRequest
 from anygate.providers.openai_chat.call import ChatCall
 from anygate.providers.openai_chat.provider import OpenAIChatProvider, provider_for_preset
 from anygate.signing import ThinkingSigner
@@ -162,18 +162,32 @@ def decode_events(data: bytes) -> list[dict[str, Any]]:
     return events
 
 
+def reported(translator: StreamTranslator, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``events`` (a whole translated stream), once checked that the translator reports the stop reason
+    its ``message_delta`` carried, as the gateway reads it for hooks."""
+    deltas = [e["delta"].get("stop_reason") for e in events if e["type"] == "message_delta"]
+    assert translator.stop_reason == (deltas[-1] if deltas else None)
+    return events
+
+
+def answered(answer: Answer) -> dict[str, Any]:
+    """The Message of a translated answer, once checked that the answer reports its stop reason."""
+    message: dict[str, Any] = orjson.loads(answer.body)
+    assert answer.stop_reason == message.get("stop_reason")
+    return message
+
+
 def translate(chunks: Iterable[bytes], target: CallContext | ChatCall | None = None) -> list[dict[str, Any]]:
     """Feed upstream chunks through a fresh translator; the Anthropic events it produced."""
     translator = prepared(target).stream_translator()
     out = b"".join(translator.feed(chunk) for chunk in chunks)
     out += translator.finish()
-    return decode_events(out)
+    return reported(translator, decode_events(out))
 
 
 def parse(completion: dict[str, Any], target: CallContext | ChatCall | None = None) -> dict[str, Any]:
     """The Anthropic Message for a non-streaming completion."""
-    body: dict[str, Any] = orjson.loads(prepared(target).parse_response(orjson.dumps(completion)).body)
-    return body
+    return answered(prepared(target).parse_response(orjson.dumps(completion)))
 
 
 def chunk(

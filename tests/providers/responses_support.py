@@ -15,7 +15,15 @@ from anygate.providers.base import CallContext
 from anygate.providers.openai_responses.call import ResponsesCall
 from anygate.providers.openai_responses.provider import OpenAIResponsesProvider, provider_for_preset
 from tests.conftest import RECORDINGS
-from tests.providers.openai_support import SIGNER, _nullable_to_type, _validator, decode_events, deployment
+from tests.providers.openai_support import (
+    SIGNER,
+    _nullable_to_type,
+    _validator,
+    answered,
+    decode_events,
+    deployment,
+    reported,
+)
 
 RESPONSES_DIR = RECORDINGS / "openai-responses"
 
@@ -137,12 +145,11 @@ def translate(chunks: Iterable[bytes], call: ResponsesCall | None = None) -> lis
     translator = (call or prepared()).stream_translator()
     out = b"".join(translator.feed(chunk) for chunk in chunks)
     out += translator.finish()
-    return decode_events(out)
+    return reported(translator, decode_events(out))
 
 
 def parse(response: dict[str, Any], call: ResponsesCall | None = None) -> dict[str, Any]:
-    body: dict[str, Any] = orjson.loads((call or prepared()).parse_response(orjson.dumps(response)).body)
-    return body
+    return answered((call or prepared()).parse_response(orjson.dumps(response)))
 
 
 def sse(*events: dict[str, Any]) -> list[bytes]:

@@ -29,11 +29,13 @@ from tests.providers.bedrock_support import (
 )
 from tests.providers.openai_support import (
     SIGNER,
+    answered,
     anthropic_validator,
     assert_valid_events,
     context,
     decode_events,
     deployment,
+    reported,
 )
 
 CLAUDE = "us.anthropic.claude-sonnet-4-5-20250929-v1:0"
@@ -62,7 +64,7 @@ def stream_events(
         out += translator.feed(data[last:cut])
         last = max(last, cut)
     out += translator.finish()
-    return decode_events(out)
+    return reported(translator, decode_events(out))
 
 
 # --- requests -----------------------------------------------------------------------------------------
@@ -342,7 +344,7 @@ CONVERSE_ANSWERS = [
 def test_recorded_converse_answers_become_valid_messages(path: Any) -> None:
     recorded = orjson.loads(path.read_bytes())
     answer = call(stream=False).parse_response(orjson.dumps(recorded["response"]))
-    message = orjson.loads(answer.body)
+    message = answered(answer)
     anthropic_validator("Message").validate(message)
     usage = recorded["response"]["usage"]
     assert answer.usage.input_tokens == usage["inputTokens"]
@@ -357,7 +359,7 @@ def test_a_non_streaming_answer_is_what_its_stream_accumulates_to() -> None:
     assert len(CONVERSE_ANSWERS) >= 8
     for path in CONVERSE_ANSWERS:
         recorded = orjson.loads(path.read_bytes())
-        whole = orjson.loads(call(stream=False).parse_response(orjson.dumps(recorded["response"])).body)
+        whole = answered(call(stream=False).parse_response(orjson.dumps(recorded["response"])))
         streamed = accumulate(stream_events(frame_events(converse_events(recorded["response"]))))
         assert whole == streamed, path.stem
 

@@ -4,6 +4,7 @@ that checks SigV4 signatures with botocore and refuses what Bedrock refuses."""
 from __future__ import annotations
 
 import base64
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -11,6 +12,7 @@ import anthropic
 import orjson
 import pytest
 
+from anygate.hooks import Hook, RequestRecord
 from anygate.providers.bedrock.eventstream import encode_event
 from tests.conftest import sdk_client
 from tests.fakes.gateway_server import GatewayServer
@@ -294,3 +296,40 @@ def test_image_bytes_travel_as_base64(
     assert fake.rejected == []
     content = orjson.loads(upstream.received[-1].body)["messages"][0]["content"]
     assert content[0]["image"]["source"]["bytes"] == image
+
+
+class _StopReasons(Hook):
+    """Keeps each completed request's stop reason, in order."""
+
+    def __init__(self) -> None:
+        self.seen: list[str | None] = []
+
+    def completed(self, record: RequestRecord) -> None:
+        self.seen.append(record.stop_reason)
+
+
+@pytest.mark.parametrize(
+    ("model", "answer"),
+    [("converse/" + NOVA, converse_answer), (CLAUDE, claude_answer)],
+    ids=["converse", "invoke"],
+)
+def test_hooks_see_the_stop_reason_the_client_received(
+    upstream: FakeUpstream, bedrock: Any, model: str, answer: Answerer
+) -> None:
+    """Both Bedrock families, both ways: Converse (translated) and Claude's InvokeModel (relayed)."""
+    bedrock(answer)
+    hook = _StopReasons()
+    server = GatewayServer(config(upstream, model), hooks=[hook]).start()
+    try:
+        client = sdk_client(server)
+        hi: Any = [{"role": "user", "content": "Hi"}]
+        whole = client.messages.create(model="m", max_tokens=50, messages=hi)
+        with client.messages.stream(model="m", max_tokens=50, messages=hi) as stream:
+            streamed = stream.get_final_message()
+        deadline = time.monotonic() + 5
+        while len(hook.seen) < 2 and time.monotonic() < deadline:  # a stream completes after its last byte
+            time.sleep(0.01)
+    finally:
+        server.stop()
+    assert whole.stop_reason is not None and streamed.stop_reason is not None
+    assert hook.seen == [whole.stop_reason, streamed.stop_reason]

@@ -104,16 +104,37 @@ def test_an_edit_that_changes_nothing_leaves_the_answer_alone(
     assert all(r.startswith("contents of file") for r in tool_messages(upstream.requests_to(CHAT)[0].json()))
 
 
-def test_server_side_compaction_is_refused_clearly(gateway: GatewayServer, upstream: FakeUpstream) -> None:
+def test_a_compaction_edit_is_accepted_and_below_its_trigger_changes_nothing(
+    gateway: GatewayServer, upstream: FakeUpstream
+) -> None:
+    upstream.script(CHAT, Json(COMPLETION))
+    message = sdk_client(gateway).beta.messages.create(
+        model="gpt",
+        max_tokens=50,
+        messages=[{"role": "user", "content": "hi"}],
+        context_management={"edits": [{"type": "compact_20260112"}]},
+        betas=["compact-2026-01-12"],
+    )
+    assert [b.type for b in message.content] == ["text"] and message.context_management is None
+    (received,) = upstream.requests_to(CHAT)
+    assert "context_management" not in received.json()
+    assert received.json()["messages"] == [{"role": "user", "content": "hi"}]
+
+
+def test_a_bad_compaction_trigger_is_refused_before_the_upstream(
+    gateway: GatewayServer, upstream: FakeUpstream
+) -> None:
     with pytest.raises(anthropic.BadRequestError) as caught:
         sdk_client(gateway).beta.messages.create(
             model="gpt",
             max_tokens=50,
             messages=[{"role": "user", "content": "hi"}],
-            context_management={"edits": [{"type": "compact_20260112"}]},
+            context_management={
+                "edits": [{"type": "compact_20260112", "trigger": {"type": "input_tokens", "value": 10}}]
+            },
             betas=["compact-2026-01-12"],
         )
     assert caught.value.body["error"]["message"] == (  # type: ignore[index]
-        "gpt does not support the compact_20260112 context management strategy"
+        "context_management.edits.0.trigger.value: Input should be greater than or equal to 50000"
     )
     assert upstream.requests_to(CHAT) == []

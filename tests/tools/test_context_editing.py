@@ -189,8 +189,8 @@ def test_edits_apply_in_order_and_each_is_reported() -> None:
     ("management", "message"),
     [
         (
-            {"edits": [{"type": "compact_20260112"}]},
-            "claude-x does not support the compact_20260112 context management strategy",
+            {"edits": [{"type": "compact_20260112", "trigger": {"type": "input_tokens", "value": 1000}}]},
+            "edits.0.trigger.value: Input should be greater than or equal to 50000",
         ),
         ({"edits": [{"type": "clear_everything"}]}, "context_management.edits.0.type"),
         (
@@ -205,11 +205,25 @@ def test_edits_apply_in_order_and_each_is_reported() -> None:
         ("all", "context_management"),
     ],
 )
-def test_malformed_or_unsupported_edits_are_400s(management: object, message: str) -> None:
+def test_malformed_or_unknown_edits_are_400s(management: object, message: str) -> None:
     with pytest.raises(GatewayError) as caught:
         requested_edits({"model": "claude-x", "context_management": management}, "claude-x")
     assert caught.value.status == 400 and caught.value.error_type == "invalid_request_error"
     assert message in caught.value.message
+
+
+def test_compaction_is_accepted_and_kept_apart_from_the_clearing_edits() -> None:
+    """Every model gets ``compact_20260112``: the gateway runs it (see tests/tools/test_compaction.py)."""
+    original = request(
+        conversation(2),
+        {"type": "compact_20260112", "pause_after_compaction": True},
+        {"type": "clear_thinking_20251015", "keep": "all"},
+    )
+    edits = requested_edits(original, "claude-x")
+    assert edits is not None and edits.compaction is not None
+    assert edits.compaction.pause_after_compaction and edits.compaction.trigger_tokens == 150_000
+    assert [e["type"] for e in edits.edits] == ["clear_thinking_20251015"]
+    assert apply_edits(original, edits, 200_000) is original and edits.applied == []
 
 
 def test_the_stream_reports_applied_edits_in_message_delta() -> None:
@@ -233,4 +247,5 @@ def test_the_stream_reports_applied_edits_in_message_delta() -> None:
         anthropic_validator("MessageStreamEvent").validate(event)
     (delta,) = [e for e in events if e["type"] == "message_delta"]
     assert delta["context_management"] == {"applied_edits": edits.applied}
+    assert translator.stop_reason == delta["delta"]["stop_reason"] == "end_turn"  # the wrapped one's
     anthropic_validator("BetaResponseContextManagement").validate(delta["context_management"])

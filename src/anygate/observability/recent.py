@@ -57,6 +57,7 @@ class Entry(NamedTuple):
     cache_read_tokens: int
     cache_creation_tokens: int
     cost: float | None
+    stop_reason: str | None
 
 
 @dataclass(slots=True)
@@ -104,7 +105,7 @@ class RecentRequests(Hook):
             record.stream, len(record.attempts), latency, record.time_to_first_token,
             usage.input_tokens if usage else 0, usage.output_tokens if usage else 0,
             usage.cache_read_input_tokens if usage else 0, usage.cache_creation_input_tokens if usage else 0,
-            cost,
+            cost, record.stop_reason,
         )  # fmt: skip
         self.entries.append(entry)
         start = ended - ended % BUCKET_SECONDS
@@ -160,7 +161,8 @@ class RecentRequests(Hook):
 
     def requests(self, filters: Mapping[str, str], limit: int = 200) -> list[dict[str, Any]]:
         """The most recent entries, newest first, that match every filter (``model``, ``deployment``,
-        ``key``, ``team``, ``user``, ``status``, ``outcome``, ``q`` a substring of the request id)."""
+        ``key``, ``team``, ``user``, ``status``, ``outcome``, ``stop_reason``, ``q`` a substring of the
+        request id)."""
         wanted = {name: value for name, value in filters.items() if value and name in _FILTERS}
         found: list[dict[str, Any]] = []
         for entry in reversed(self.entries):
@@ -208,6 +210,7 @@ _FILTERS: Final[Mapping[str, Callable[[Entry, str], bool]]] = {
     "user": lambda e, v: e.user == v,
     "status": lambda e, v: str(e.status) == v,
     "outcome": lambda e, v: e.outcome == v,
+    "stop_reason": lambda e, v: e.stop_reason == v,
     "q": lambda e, v: v in e.request_id,
 }
 

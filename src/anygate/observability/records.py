@@ -58,6 +58,7 @@ def spend_record(
             "error_type": None if error is None else error.error_type,
             "error_message": None if error is None else error.message,
             "stream": record.stream,
+            "stop_reason": record.stop_reason,
             "attempts": len(record.attempts),
             "time_to_first_token_ms": None if ttft is None else round(ttft * 1000, 3),
             "principal": principal.kind,

@@ -9,7 +9,7 @@ propagators of ``OTEL_PROPAGATORS``, W3C trace context by default), and puts its
 the upstream's spans become children of the request span. Attempt spans are recorded when each attempt
 ends, with its real start and end times. Attributes follow the GenAI semantic conventions
 (``gen_ai.operation.name``, ``gen_ai.provider.name``, ``gen_ai.request.model``, ``gen_ai.usage.*``,
-``error.type``); prompts and keys are never attributes.
+``gen_ai.response.finish_reasons``, ``error.type``); prompts and keys are never attributes.
 """
 
 from __future__ import annotations
@@ -32,6 +32,8 @@ from anygate.observability.metrics import OPERATION, PROVIDER_NAMES
 TRACER_NAME: Final = "anygate"
 DEFAULT_SERVICE_NAME: Final = "anygate"
 _SPAN: Final = "tracing.span"
+FINISH_REASONS: Final = "gen_ai.response.finish_reasons"
+"""One answer, one reason: Anthropic's ``stop_reason`` as it is (``end_turn``, ``tool_use``…)."""
 
 
 def tracer_provider_from_environment(env: Mapping[str, str]) -> tuple[trace.TracerProvider, bool]:
@@ -141,6 +143,9 @@ class TracingHook(Hook):
             attributes=attributes,
         )
         error = attempt.error
+        if error is None and not attempt.abandoned and record.stop_reason is not None:
+            # The attempt that answered (the gateway sets the stop reason before that attempt ends).
+            span.set_attribute(FINISH_REASONS, (record.stop_reason,))
         if error is not None:
             span.set_attribute("error.type", error.error_type)
             span.set_attribute("http.response.status_code", error.status)
@@ -171,6 +176,8 @@ class TracingHook(Hook):
             span.set_attribute("gen_ai.usage.output_tokens", usage.output_tokens)
             span.set_attribute("gen_ai.usage.cache_read.input_tokens", usage.cache_read_input_tokens)
             span.set_attribute("gen_ai.usage.cache_creation.input_tokens", usage.cache_creation_input_tokens)
+        if record.stop_reason is not None:
+            span.set_attribute(FINISH_REASONS, (record.stop_reason,))
         ttft = record.time_to_first_token
         if ttft is not None and record.outcome == "ok":
             span.set_attribute("gen_ai.server.time_to_first_token", ttft)

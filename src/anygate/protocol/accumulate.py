@@ -8,7 +8,7 @@ non-streaming can never disagree.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Final
 
 import orjson
 
@@ -103,6 +103,10 @@ class MessageAccumulator:
             block["signature"] = block.get("signature", "") + delta["signature"]
         elif kind == "citations_delta" and block["type"] == "text":
             block.setdefault("citations", []).append(delta["citation"])
+        elif kind == "compaction_delta" and block["type"] == "compaction":
+            # Replaces rather than appends, as the official SDKs do: the summary comes whole in one delta.
+            block["content"] = delta.get("content")
+            block["encrypted_content"] = delta.get("encrypted_content")
         else:
             raise StreamOrderError(f"{kind} cannot apply to a {block['type']} block")
 
@@ -125,3 +129,54 @@ def accumulate(events: Iterable[dict[str, Any]]) -> dict[str, Any]:
     if accumulator.message is None or not accumulator.finished:
         raise StreamOrderError("stream ended without message_stop")
     return accumulator.message
+
+
+def message_events(message: dict[str, Any]) -> list[dict[str, Any]]:
+    """The stream of events whose :func:`accumulate` is ``message``: the inverse, for code that reads
+    every answer as events (the server-tool loop reads JSON answers and streams alike).
+
+    Text, thinking and tool inputs arrive as one delta each, the way a streaming API would send them;
+    other blocks (results, redacted thinking) arrive whole in their ``content_block_start``.
+    """
+    head = {key: value for key, value in message.items() if key not in _DELTA_KEYS}
+    events: list[dict[str, Any]] = [
+        {
+            "type": "message_start",
+            "message": {**head, "content": [], "stop_reason": None, "stop_sequence": None},
+        }
+    ]
+    for index, block in enumerate(message.get("content") or []):
+        start, deltas = _block_events(block)
+        events.append({"type": "content_block_start", "index": index, "content_block": start})
+        events.extend({"type": "content_block_delta", "index": index, "delta": delta} for delta in deltas)
+        events.append({"type": "content_block_stop", "index": index})
+    delta = {"stop_reason": message.get("stop_reason"), "stop_sequence": message.get("stop_sequence")}
+    end: dict[str, Any] = {"type": "message_delta", "delta": delta, "usage": message.get("usage") or {}}
+    if message.get("context_management") is not None:
+        end["context_management"] = message["context_management"]
+    events.append(end)
+    events.append({"type": "message_stop"})
+    return events
+
+
+_DELTA_KEYS: Final = frozenset({"content", "stop_reason", "stop_sequence", "context_management"})
+
+
+def _block_events(block: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    kind = block.get("type")
+    if kind == "text":
+        citations = block.get("citations")
+        deltas = [{"type": "citations_delta", "citation": c} for c in citations or ()]
+        start = {**block, "text": ""}
+        if isinstance(citations, list):
+            start["citations"] = []
+        return start, [*deltas, {"type": "text_delta", "text": block["text"]}]
+    if kind in ("tool_use", "server_tool_use"):
+        partial = orjson.dumps(block.get("input") or {}).decode()
+        return {**block, "input": {}}, [{"type": "input_json_delta", "partial_json": partial}]
+    if kind == "thinking":
+        deltas = [{"type": "thinking_delta", "thinking": block.get("thinking", "")}]
+        if block.get("signature"):
+            deltas.append({"type": "signature_delta", "signature": block["signature"]})
+        return {**block, "thinking": "", "signature": ""}, deltas
+    return block, []

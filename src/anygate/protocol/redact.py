@@ -129,8 +129,11 @@ CREDENTIAL_PARAM_WORDS: Final = ("secret", "token", "key_id", "credentials")
 
 def register_config_secrets(config: Config) -> None:
     """Register every credential a config holds: upstream keys, credential headers, provider-owned
-    credential params (``aws_secret_access_key``, ``aws_session_token``…), the master key."""
+    credential params (``aws_secret_access_key``, ``aws_session_token``…), the master key, the web
+    search backend's key."""
     values: list[str | None] = [config.general.master_key]
+    if config.general.web_search is not None:
+        values.append(config.general.web_search.api_key)
     for deployment in config.deployments:
         values.append(deployment.api_key)
         for name, value in deployment.extra_headers.items():
@@ -176,6 +179,7 @@ REDACTED_LOGGERS: Final = (
     "anygate.routing",
     "anygate.openai",
     "anygate.tokens",
+    "anygate.tools",
     "uvicorn.error",
 )
 """Every logger the package writes to (a test checks the source for others), and uvicorn's error log,

@@ -146,7 +146,7 @@ class PassthroughCall:
         if parsed.get("model") != self.model:
             parsed["model"] = self.model
             body = orjson.dumps(parsed)
-        return Answer(body, Usage.from_anthropic(parsed.get("usage")))
+        return Answer.of(parsed, body=body)
 
     def stream_translator(self) -> PassthroughStream:
         return PassthroughStream(self.model)
@@ -167,10 +167,10 @@ class CountTokensCall:
 
 
 class StreamWatch:
-    """Usage and the end of an Anthropic event stream, observed as the events pass (the passthrough and
-    Claude on Bedrock relay Anthropic events and watch them the same way)."""
+    """Usage, stop reason and the end of an Anthropic event stream, observed as the events pass (the
+    passthrough and Claude on Bedrock relay Anthropic events and watch them the same way)."""
 
-    __slots__ = ("ended", "failed", "usage")
+    __slots__ = ("ended", "failed", "stop_reason", "usage")
 
     WATCHED: Final = frozenset({"message_start", "message_delta"})
     """Events whose payload the watch reads; others need not be parsed."""
@@ -180,6 +180,8 @@ class StreamWatch:
         self.failed = False
         """The upstream sent an ``error`` event (its text may echo a key: relayed bytes are masked)."""
         self.usage = Usage()
+        self.stop_reason: str | None = None
+        """The ``message_delta``'s stop reason (read from the payload parsed for its usage anyway)."""
 
     def observe(self, event: str | None, payload: object) -> None:
         """One event: its type and (for :data:`WATCHED` events) its parsed JSON payload."""
@@ -192,6 +194,11 @@ class StreamWatch:
             carrier = payload.get("message") if event == "message_start" else payload
             if isinstance(carrier, dict):
                 self.usage.update(carrier.get("usage"))
+            if event == "message_delta":
+                delta = payload.get("delta")
+                stop_reason = delta.get("stop_reason") if isinstance(delta, dict) else None
+                if isinstance(stop_reason, str):
+                    self.stop_reason = stop_reason
 
 
 class PassthroughStream:
@@ -212,6 +219,10 @@ class PassthroughStream:
     @property
     def usage(self) -> Usage:
         return self._watch.usage
+
+    @property
+    def stop_reason(self) -> str | None:
+        return self._watch.stop_reason
 
     def feed(self, chunk: bytes) -> bytes:
         """Relay everything up to the last complete frame; hold back only a trailing partial frame, so

@@ -21,6 +21,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+import orjson
+
 from anygate.hooks import Usage
 from anygate.protocol.errors import GatewayError
 
@@ -65,10 +67,23 @@ class CallContext:
 
 @dataclass(slots=True)
 class Answer:
-    """A translated non-streaming answer: the Message as JSON bytes, and its usage (parsed once)."""
+    """A translated non-streaming answer: the Message as JSON bytes, its usage and its stop reason, read
+    from the one parsed or built Message (build it with :meth:`of`), so nobody parses the body again."""
 
     body: bytes
     usage: Usage
+    stop_reason: str | None = None
+
+    @classmethod
+    def of(cls, message: Mapping[str, Any], usage: Usage | None = None, body: bytes | None = None) -> Answer:
+        """The answer that is ``message``: ``body`` when those bytes already are its JSON (a relayed
+        Message), else serialized here; ``usage`` when the translator has it, else the Message's own."""
+        stop_reason = message.get("stop_reason")
+        return cls(
+            orjson.dumps(message) if body is None else body,
+            Usage.from_anthropic(message.get("usage")) if usage is None else usage,
+            stop_reason if isinstance(stop_reason, str) else None,
+        )
 
 
 class StreamTranslator(Protocol):
@@ -90,6 +105,12 @@ class StreamTranslator(Protocol):
     @property
     def usage(self) -> Usage:
         """Token usage seen so far, for accounting and hooks."""
+        ...
+
+    @property
+    def stop_reason(self) -> str | None:
+        """The answer's ``stop_reason`` once its ``message_delta`` was translated (None until then, and
+        for a stream that ended without one); read once, at the stream's end."""
         ...
 
 

@@ -71,6 +71,7 @@ class BlockStream:
         "message_id",
         "model",
         "started",
+        "stop_reason",
     )
 
     def __init__(self, *, message_id: str, model: str, sign_thinking: Callable[[str], str]) -> None:
@@ -79,6 +80,8 @@ class BlockStream:
         self.events: list[dict[str, Any]] = []
         self.started = False
         self.finished = False
+        self.stop_reason: str | None = None
+        """What :meth:`finish` was given: the answer's stop reason, for hooks (None until then)."""
         self._sign_thinking = sign_thinking
         self._next_index = 0
         self._live: _Part | None = None
@@ -203,6 +206,7 @@ class BlockStream:
         )
         self.events.append({"type": "message_stop"})
         self.finished = True
+        self.stop_reason = stop_reason
 
     @property
     def has_tool_calls(self) -> bool:
@@ -340,7 +344,8 @@ class FrameTranslator(ABC, Generic[F]):
     the provider's handling of each frame, which drives :attr:`blocks` → Anthropic SSE bytes.
 
     A provider's stream translator subclasses this and implements :meth:`on_frame` and :meth:`on_end`
-    (and ``usage``); it never writes events or bytes itself.
+    (and ``usage``); it never writes events or bytes itself. The stop reason is the one the provider gave
+    :meth:`BlockStream.finish`.
     """
 
     __slots__ = ("_decoder", "blocks")
@@ -359,6 +364,10 @@ class FrameTranslator(ABC, Generic[F]):
             self.on_frame(frame)
         self.on_end()
         return self.drain()
+
+    @property
+    def stop_reason(self) -> str | None:
+        return self.blocks.stop_reason
 
     def drain(self) -> bytes:
         """The SSE bytes of the events produced since the last call."""

@@ -2,8 +2,10 @@
 
 Claude Code leans on them: a too-long prompt answered with Anthropic's exact error makes it compact
 the conversation and go on (:mod:`~anygate.tools.overflow`); ``context_management`` edits keep long
-sessions small (:mod:`~anygate.tools.context_editing`). An Anthropic passthrough upstream runs these
-itself, so its requests are left alone (:data:`NATIVE_PROVIDERS`).
+sessions small (:mod:`~anygate.tools.context_editing`, :mod:`~anygate.tools.compaction`); server tools
+(web search and fetch, tool search) run in the gateway, over several upstream calls that the client
+sees as one message (:mod:`~anygate.tools.loop`, :mod:`~anygate.tools.server_tools`). An Anthropic
+passthrough upstream runs these itself, so its requests are left alone (:data:`NATIVE_PROVIDERS`).
 
 The gateway's path pays for none of this unless a request asks for it: one key test on the request and
 one on the deployment's ``model_info``.
@@ -13,11 +15,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, Final
 
 from anygate.deployment import Deployment
 from anygate.protocol.errors import GatewayError
 from anygate.providers.base import Provider
+from anygate.tools.compaction import CompactionSettings, compacted_history, needs_compaction
 from anygate.tools.context_editing import Edits, apply_edits, requested_edits
 from anygate.tools.overflow import (
     as_prompt_too_long,
@@ -31,33 +35,53 @@ NATIVE_PROVIDERS: Final = frozenset({"anthropic"})
 """Providers whose upstream runs Anthropic's server-side features itself (passthrough)."""
 
 
+@dataclass(slots=True)
+class ServerSideEdits:
+    """What :func:`server_side_edits` made of a request."""
+
+    request: dict[str, Any]
+    """The request as the upstream should get it."""
+    edits: Edits | None = None
+    """The clearing edits to report (None when none applied)."""
+    compaction: CompactionSettings | None = None
+    """Set when the conversation reached its ``compact_20260112`` trigger: summarise before answering."""
+
+
 async def server_side_edits(
     provider: Provider, deployment: Deployment, request: dict[str, Any], headers: Mapping[str, str]
-) -> tuple[dict[str, Any], Edits | None]:
-    """The request as the upstream should get it, and the context edits to report (None when none
-    applied).
+) -> ServerSideEdits:
+    """The request's ``context_management`` applied, and a request known to exceed the deployment's
+    ``max_input_tokens`` refused as Anthropic refuses it.
 
-    The request's ``context_management`` edits are applied first; then a request known to exceed the
-    deployment's ``max_input_tokens`` is refused as Anthropic refuses it. The request is counted (in a
-    worker thread: a tokenizer over a large prompt takes milliseconds) only when a cheap bound says it
-    might reach a token trigger or the window.
+    With a compaction edit, the conversation is taken from its last summary on (the client keeps the
+    whole of it). The request is counted (in a worker thread: a tokenizer over a large prompt takes
+    milliseconds) only when a cheap bound says it might reach a token trigger or the window. A request
+    about to be compacted is not refused for its size: the summary is what will be answered.
     """
     body_size = client_body_size(headers)
     edits = requested_edits(request, request["model"]) if "context_management" in request else None
+    compaction: CompactionSettings | None = None
     if edits is not None:
+        if edits.compaction is not None:
+            request = compacted_history(request)
         counted = None
         triggers = edits.token_triggers()
         if triggers and input_bound(request, body_size) >= min(triggers):
             counted = await asyncio.to_thread(provider.count_tokens_locally, deployment, request)
         request = apply_edits(request, edits, counted)
+        if edits.compaction is not None and counted is not None:
+            if edits.applied:  # clearing came first: the trigger counts what is left
+                counted = await asyncio.to_thread(provider.count_tokens_locally, deployment, request)
+            if needs_compaction(edits.compaction, counted):
+                compaction = edits.compaction
         if not edits.applied:
             edits = None
     limit = max_input_tokens(deployment.model_info)
-    if limit is not None and input_bound(request, body_size) > limit:
+    if compaction is None and limit is not None and input_bound(request, body_size) > limit:
         tokens = await asyncio.to_thread(provider.count_tokens_locally, deployment, request)
         if tokens > limit:
             raise prompt_too_long(tokens, limit)
-    return request, edits
+    return ServerSideEdits(request, edits, compaction)
 
 
 async def overflow_error(

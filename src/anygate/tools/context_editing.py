@@ -17,8 +17,9 @@ cleared estimated locally. Without any applied edit the answer is left as the up
 made it, so a request that asks only to keep everything (Claude Code sends ``clear_thinking`` with
 ``keep: "all"`` on every request) costs a key test and a loop over one edit.
 
-``compact_20260112`` (server-side summarisation) is refused with the error Anthropic gives a model that
-does not support a strategy, so a client can stop asking instead of silently losing the feature.
+``compact_20260112`` (server-side summarisation) is checked here and surfaces as :attr:`Edits.compaction`;
+it is not a clearing edit, so :func:`apply_edits` leaves it alone and the server-tool loop runs it
+(:mod:`anygate.tools.compaction`).
 """
 
 from __future__ import annotations
@@ -30,16 +31,16 @@ from typing import Any, Final
 import orjson
 
 from anygate.hooks import Usage
-from anygate.protocol.errors import GatewayError, invalid_request
+from anygate.protocol.errors import invalid_request
 from anygate.providers.base import StreamTranslator
 from anygate.tokens import estimate_request_tokens
+from anygate.tools.compaction import COMPACT, CompactionSettings
 
 CLEAR_TOOL_USES: Final = "clear_tool_uses_20250919"
 CLEAR_THINKING: Final = "clear_thinking_20251015"
-COMPACT: Final = "compact_20260112"
-SUPPORTED_EDITS: Final = frozenset({CLEAR_TOOL_USES, CLEAR_THINKING})
-KNOWN_UNSUPPORTED_EDITS: Final = frozenset({COMPACT})
-"""Strategies Anthropic defines that the gateway does not run (refused with a clear 400)."""
+CLEARING_EDITS: Final = frozenset({CLEAR_TOOL_USES, CLEAR_THINKING})
+"""The strategies :func:`apply_edits` runs."""
+SUPPORTED_EDITS: Final = frozenset({*CLEARING_EDITS, COMPACT})
 
 DEFAULT_TRIGGER: Final = {"type": "input_tokens", "value": 100_000}
 DEFAULT_KEEP_TOOL_USES: Final = 3
@@ -54,18 +55,27 @@ Measure = Callable[[Iterable[Any]], int]
 
 @dataclass(slots=True)
 class Edits:
-    """The checked edits of one request, and what applying them did (:attr:`applied`)."""
+    """The checked edits of one request, and what applying them did (:attr:`applied`).
+
+    :attr:`edits` are the clearing edits, in order; :attr:`compaction` is the ``compact_20260112``
+    edit's settings, when the request asks for compaction.
+    """
 
     edits: list[dict[str, Any]]
     applied: list[dict[str, Any]] = field(default_factory=list)
+    compaction: CompactionSettings | None = None
 
     def token_triggers(self) -> list[int]:
-        """The ``input_tokens`` triggers of the edits (the gateway counts the request only for these)."""
-        return [
+        """The ``input_tokens`` triggers of the edits, compaction's included (the gateway counts the
+        request only for these)."""
+        triggers = [
             int(trigger["value"])
             for edit in self.edits
             if edit["type"] == CLEAR_TOOL_USES and (trigger := _trigger(edit))["type"] == "input_tokens"
         ]
+        if self.compaction is not None:
+            triggers.append(self.compaction.trigger_tokens)
+        return triggers
 
     @property
     def report(self) -> dict[str, Any]:
@@ -76,7 +86,8 @@ class Edits:
 def requested_edits(request: dict[str, Any], model: str) -> Edits | None:
     """The request's ``context_management.edits``, checked; None when there are none.
 
-    Raises a 400 for a malformed edit or an unknown strategy, as Anthropic's API does.
+    Raises a 400 for a malformed edit or an unknown strategy, as Anthropic's API does. Every strategy
+    Anthropic defines runs for every model, so ``model`` decides nothing (callers pass it all the same).
     """
     management = request.get("context_management")
     if management is None:
@@ -86,18 +97,27 @@ def requested_edits(request: dict[str, Any], model: str) -> Edits | None:
     edits = management.get("edits") or []
     if not isinstance(edits, list):
         raise invalid_request("context_management.edits: Input should be a valid list")
+    clearing: list[dict[str, Any]] = []
+    compaction: CompactionSettings | None = None
     for position, edit in enumerate(edits):
         kind = edit.get("type") if isinstance(edit, dict) else None
-        if kind in KNOWN_UNSUPPORTED_EDITS:
-            raise GatewayError(400, f"{model} does not support the {kind} context management strategy")
+        where = f"context_management.edits.{position}"
         if kind not in SUPPORTED_EDITS:
-            expected = ", ".join(sorted(SUPPORTED_EDITS | KNOWN_UNSUPPORTED_EDITS))
+            expected = ", ".join(sorted(SUPPORTED_EDITS))
             raise invalid_request(
-                f"context_management.edits.{position}.type: Input tag {kind!r} found using 'type' does "
+                f"{where}.type: Input tag {kind!r} found using 'type' does "
                 f"not match any of the expected tags: {expected}"
             )
-        _check(edit, f"context_management.edits.{position}")
-    return Edits(edits) if edits else None
+        if kind == COMPACT:
+            if compaction is not None:
+                raise invalid_request(f"{where}: only one {COMPACT} edit is allowed")
+            compaction = CompactionSettings.from_edit(edit, where)
+            continue
+        _check(edit, where)
+        clearing.append(edit)
+    if not clearing and compaction is None:
+        return None
+    return Edits(clearing, compaction=compaction)
 
 
 def _check(edit: dict[str, Any], where: str) -> None:
@@ -324,6 +344,10 @@ class ReportingTranslator:
     @property
     def usage(self) -> Usage:
         return self._inner.usage
+
+    @property
+    def stop_reason(self) -> str | None:
+        return self._inner.stop_reason
 
     def _patch(self, out: bytes) -> bytes:
         if self._reported or not out:

@@ -54,7 +54,7 @@ class ConverseCall:
             assembler.event(kind, payload)
         if not assembler.blocks.finished:
             assembler.finish()
-        return Answer(orjson.dumps(accumulate(assembler.blocks.drain())), assembler.usage())
+        return Answer.of(accumulate(assembler.blocks.drain()), assembler.usage())
 
     def stream_translator(self) -> ConverseStreamTranslator:
         return ConverseStreamTranslator(self)

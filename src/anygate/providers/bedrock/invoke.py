@@ -119,7 +119,7 @@ def parse_invoke_response(body: bytes) -> Answer:
     parsed = orjson.loads(body)
     if not isinstance(parsed, dict) or parsed.get("type") != "message":
         raise ValueError("the Bedrock answer is not an Anthropic Message")
-    return Answer(body, Usage.from_anthropic(parsed.get("usage")))
+    return Answer.of(parsed, body=body)
 
 
 class InvokeStreamTranslator:
@@ -134,6 +134,10 @@ class InvokeStreamTranslator:
     @property
     def usage(self) -> Usage:
         return self._watch.usage
+
+    @property
+    def stop_reason(self) -> str | None:
+        return self._watch.stop_reason
 
     def feed(self, chunk: bytes) -> bytes:
         frames = self._decoder.feed(chunk)

@@ -36,4 +36,4 @@ def parse_answer(body: bytes, call: GeminiCall) -> Answer:
     if not assembler.finished and not payload.get("candidates"):
         raise ValueError("the answer has no candidates and no blocked prompt")
     assembler.finish()
-    return Answer(orjson.dumps(accumulate(assembler.blocks.drain())), assembler.usage())
+    return Answer.of(accumulate(assembler.blocks.drain()), assembler.usage())

@@ -41,4 +41,4 @@ def parse_completion(body: bytes, call: ChatCall) -> Answer:
     if not isinstance(completion, dict):
         raise ValueError("the completion is not a JSON object")
     message, usage = completion_to_message(completion, call)
-    return Answer(orjson.dumps(message), usage)
+    return Answer.of(message, usage)

@@ -97,4 +97,4 @@ def parse_response(body: bytes, call: ResponsesCall) -> Answer:
     if not isinstance(response, dict):
         raise ValueError("the response is not a JSON object")
     message, usage = response_to_message(response, call)
-    return Answer(orjson.dumps(message), usage)
+    return Answer.of(message, usage)

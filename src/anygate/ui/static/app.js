@@ -198,6 +198,7 @@ function renderRequests(requests) {
     cell(row, r.model);
     cell(row, r.deployment);
     cell(row, r.status, r.outcome === "ok" ? "" : "err");
+    cell(row, r.stop_reason);
     cell(row, fmtSec(r.latency));
     cell(row, fmtSec(r.ttft));
     cell(row, fmtInt(r.input_tokens + r.cache_read_tokens + r.cache_creation_tokens) + " / " + fmtInt(r.output_tokens));
