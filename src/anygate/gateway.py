@@ -64,7 +64,7 @@ from anygate.tools.compaction import continued_request, summary_request, summary
 from anygate.tools.context_editing import Edits, ReportingTranslator, report_in_message
 from anygate.tools.loop import Compacted, OpenStep, ServerToolTurn
 from anygate.tools.overflow import is_overflow
-from anygate.tools.server_tools import ServerTools, wants_server_tools
+from anygate.tools.server_tools import ServerTools, defers_tools, wants_server_tools
 from anygate.upstream import Transport, UpstreamClient, UpstreamResponse
 
 log = logging.getLogger("anygate")
@@ -374,6 +374,8 @@ class Gateway:
         try:
             if not native and (edited.compaction is not None or wants_server_tools(request)):
                 return await self._server_tool_turn(provider, deployment, edited, ctx, done, record, stream)
+            if not native and defers_tools(request):
+                request = self.server_tools.toolbox(request).upstream_request(request)
             return await self._call_upstream(
                 provider, deployment, request, ctx, done, record, stream, edited.edits
             )

@@ -76,6 +76,20 @@ def wants_server_tools(request: dict[str, Any]) -> bool:
     return False
 
 
+def defers_tools(request: dict[str, Any]) -> bool:
+    """Whether a request marks tools ``defer_loading: true`` (cheap: one look at each tool).
+
+    Without a server tool the client runs the search itself and loads tools with ``tool_reference``
+    blocks in its own ``tool_result`` (Claude Code's ToolSearch, its default even behind a gateway). A
+    non-Anthropic upstream must still get only the tools loaded so far, and the references as text:
+    :meth:`RequestTools.upstream_request` does both.
+    """
+    tools = request.get("tools")
+    if not tools:
+        return False
+    return any(isinstance(tool, dict) and tool.get("defer_loading") is True for tool in tools)
+
+
 class ServerTools:
     """The gateway's server tools: their settings and the web client, shared by every request."""
 
