@@ -237,16 +237,6 @@ def test_web_search_is_answered_with_citations_from_the_search_backend(
     params = urllib.parse.parse_qs(searches[0].query)
     assert params["q"] == [QUERY] and params["format"] == ["json"]
 
-    side = [r for r in models.requests(BIG_MODEL) if SEARCH_AGENT_PROMPT in r.system_text()]
-    main = [r for r in models.requests(BIG_MODEL) if SEARCH_AGENT_PROMPT not in r.system_text()]
-    assert len(side) == 2 and len(main) == 2
-    # The side request: the server tool became a function; the model read the results it found.
-    assert side[0].tool_names == ["web_search"]
-    assert "web_search_20250305" not in side[0].received.body.decode()
-    results_read = side[1].tool_result(web_search)
-    for expected in (RESULT_TITLE, RESULT_URL, RESULT_SNIPPET):
-        assert expected in results_read
-
     # What the gateway streamed back to Claude Code for the side request.
     (exchange,) = [e for e in proxy.messages() if _has_server_tool(e.request_json(), "web_search_20250305")]
     assert exchange.status == 200
@@ -272,12 +262,53 @@ def test_web_search_is_answered_with_citations_from_the_search_backend(
     delta = next(e for e in exchange.events() if e["type"] == "message_delta")
     assert delta["usage"]["server_tool_use"]["web_search_requests"] == 1
 
+    # The side request upstream: the server tool was a function; the model read the results it found.
+    side = [r for r in models.requests(BIG_MODEL) if SEARCH_AGENT_PROMPT in r.system_text()]
+    main = [r for r in models.requests(BIG_MODEL) if SEARCH_AGENT_PROMPT not in r.system_text()]
+    assert len(side) == 2 and len(main) == 2
+    assert side[0].tool_names == ["web_search"]
+    assert "web_search_20250305" not in side[0].received.body.decode()
+    results_read = side[1].tool_result_for(use["id"], "web_search")
+    for expected in (RESULT_TITLE, RESULT_URL, RESULT_SNIPPET):
+        assert expected in results_read
+
     # Claude Code turned that into the WebSearch tool result of the main loop, and counted the search.
     handed = main[1].tool_result(search_tool)
     assert f'Web search results for query: "{QUERY}"' in handed
     assert RESULT_URL in handed and RESULT_TITLE in handed
     assert "released on 1 November 2026" in handed
     assert sum(usage["webSearchRequests"] for usage in output["modelUsage"].values()) == 1
+
+
+def test_web_search_without_a_backend_is_declined_in_words_the_model_reads(
+    claude: ClaudeCode, models: FakeOpenAIModels
+) -> None:
+    """No ``general_settings.web_search``: the search is not a failure of the request but an
+    ``unavailable`` result that the search model reads and explains, and that Claude Code passes on."""
+    web_search = ToolCall("web_search", {"query": QUERY})
+    search_tool = ToolCall("WebSearch", {"query": QUERY})
+    explained = "I could not search: the web search service is unavailable."
+
+    def turn(request: ChatRequest) -> Reply:
+        if SEARCH_AGENT_PROMPT in request.system_text():
+            if request.turn == 0:
+                return Reply(tool_calls=[web_search])
+            (reason,) = [text_of(m["content"]) for m in request.messages if m["role"] == "tool"]
+            assert "unavailable" in reason, reason
+            return Reply(text=explained)
+        if request.turn == 0:
+            return Reply(tool_calls=[search_tool])
+        return Reply(text="Web search is not available here, so I cannot tell.")
+
+    models.script(BIG_MODEL, turn)
+
+    run = claude.run("When was anygate 1.0 released?", "--allowedTools", "WebSearch")
+
+    run.assert_succeeded()
+    assert run.result == "Web search is not available here, so I cannot tell."
+    main = [r for r in models.requests(BIG_MODEL) if SEARCH_AGENT_PROMPT not in r.system_text()]
+    handed = main[1].tool_result(search_tool)
+    assert "Web search error: unavailable" in handed and explained in handed
 
 
 def _has_server_tool(body: dict[str, Any], kind: str) -> bool:
