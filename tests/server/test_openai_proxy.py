@@ -158,7 +158,8 @@ def test_claude_code_shaped_request(gateway: GatewayServer, upstream: FakeUpstre
     assert final.usage.output_tokens >= 1, "no usage chunk: counted locally"
     body = check_upstream_requests(upstream)[0]
     assert body["messages"][0] == {"role": "system", "content": "You are Claude Code."}
-    assert [t["function"]["name"] for t in body["tools"]] == ["get_weather"]
+    # the gateway runs web search itself: the model is offered it as a function
+    assert [t["function"]["name"] for t in body["tools"]] == ["get_weather", "web_search"]
     assert "context_management" not in body and body["user"] == "user_abc"
     assert "reasoning_effort" not in body, "gpt-4o is not a reasoning model"
 
