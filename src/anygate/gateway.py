@@ -62,7 +62,7 @@ from anygate.tools.compaction import continued_request, summary_request, summary
 from anygate.tools.context_editing import Edits, ReportingTranslator, report_in_message
 from anygate.tools.loop import Compacted, ServerToolTurn
 from anygate.tools.overflow import is_overflow
-from anygate.tools.server_tools import ServerTools, wants_server_tools
+from anygate.tools.server_tools import LOAD_DEFERRED, RUN_TOOLS, ServerTools, tool_work
 from anygate.upstream import Transport, UpstreamClient
 
 log = logging.getLogger("anygate")
@@ -375,8 +375,11 @@ class Gateway:
             edited = await server_side_edits(provider, deployment, request, ctx.client_headers)
             request = edited.request
         try:
-            if not native and (edited.compaction is not None or wants_server_tools(request)):
+            work = None if native else tool_work(request)
+            if work is RUN_TOOLS or (not native and edited.compaction is not None):
                 return await self._server_tool_turn(provider, deployment, edited, ctx, done, record, stream)
+            if work is LOAD_DEFERRED:  # the client searches (Claude Code's ToolSearch); send what it loaded
+                request = self.server_tools.toolbox(request).upstream_request(request)
             return await self._call_upstream(
                 provider, deployment, request, ctx, done, record, stream, edited.edits
             )

@@ -24,8 +24,13 @@ SMALL_MODEL = "small-model"
 REASONING_MODEL = "reasoning-model"
 
 
-def claude_code_config(api_base: str, *, num_retries: int = 0, ping_interval: float = 10.0) -> str:
-    """The gateway config of the e2e tests: Claude Code's names → three OpenAI-compatible models."""
+def claude_code_config(
+    api_base: str, *, num_retries: int = 0, ping_interval: float = 10.0, general_settings: str = ""
+) -> str:
+    """The gateway config of the e2e tests: Claude Code's names → three OpenAI-compatible models.
+
+    ``general_settings`` is more YAML for that section, indented by two spaces (``web_search: ...``).
+    """
     return f"""
 model_list:
   - model_name: "claude-*haiku*"
@@ -69,7 +74,7 @@ router_settings:
 general_settings:
   master_key: {MASTER_KEY}
   stream_ping_interval: {ping_interval}
-"""
+{general_settings}"""
 
 
 @pytest.fixture(scope="session")
@@ -100,11 +105,16 @@ def config_file(tmp_path: Path) -> Path:
 def start_gateway(
     serve: Callable[[str], GatewayServer], models: FakeOpenAIModels, config_file: Path
 ) -> Callable[..., GatewayServer]:
-    """``start_gateway(num_retries=0, ping_interval=10)`` serves :func:`claude_code_config` over the
-    fake models."""
+    """``start_gateway(num_retries=0, ping_interval=10, general_settings="")`` serves
+    :func:`claude_code_config` over the fake models."""
 
-    def start(num_retries: int = 0, ping_interval: float = 10.0) -> GatewayServer:
-        text = claude_code_config(models.api_base, num_retries=num_retries, ping_interval=ping_interval)
+    def start(num_retries: int = 0, ping_interval: float = 10.0, general_settings: str = "") -> GatewayServer:
+        text = claude_code_config(
+            models.api_base,
+            num_retries=num_retries,
+            ping_interval=ping_interval,
+            general_settings=general_settings,
+        )
         config_file.write_text(text)
         return serve(text)
 

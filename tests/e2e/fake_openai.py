@@ -73,10 +73,15 @@ class ChatRequest:
 
     def tool_result(self, call: ToolCall) -> str:
         """The text of the ``role: "tool"`` message answering ``call``; fails if there is none."""
+        return self.tool_result_for(call.id, call.name)
+
+    def tool_result_for(self, call_id: str, name: str = "a") -> str:
+        """The text of the ``role: "tool"`` message with ``tool_call_id`` ``call_id`` (a call the gateway
+        echoes under another id, such as a server tool's ``srvtoolu_…``); fails if there is none."""
         for message in self.messages:
-            if message.get("role") == "tool" and message.get("tool_call_id") == call.id:
+            if message.get("role") == "tool" and message.get("tool_call_id") == call_id:
                 return text_of(message.get("content"))
-        raise AssertionError(f"no tool message for {call.name} call {call.id} in the request")
+        raise AssertionError(f"no tool message for {name} call {call_id} in the request")
 
     def system_text(self) -> str:
         """All system and developer text of the request, joined."""

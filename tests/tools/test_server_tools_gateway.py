@@ -167,6 +167,87 @@ async def test_a_deferred_search_tool_is_refused_like_anthropic_does() -> None:
     assert script.bodies == []
 
 
+CLIENT_SEARCH = {
+    "name": "ToolSearch",
+    "description": "Load deferred tools by name or keyword.",
+    "input_schema": {"type": "object", "properties": {"query": {"type": "string"}}},
+}
+PLACEHOLDER = {
+    "name": "DeferredToolPlaceholder",
+    "description": "Keeps deferred loading on; never call it.",
+    "input_schema": {"type": "object", "properties": {}},
+    "defer_loading": True,
+}
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
+async def test_a_client_side_search_loads_the_tools_its_references_name(stream: bool) -> None:
+    """Claude Code's own ToolSearch: no server tool in the request, deferred tools (and a deferred
+    placeholder), and the client's ``tool_result`` naming the found tool in a ``tool_reference``. The
+    upstream gets the tools not deferred, then the referenced one too, and reads the reference as text."""
+    tools = [READ, CLIENT_SEARCH, PLACEHOLDER, *[{**tool, "defer_loading": True} for tool in DEFERRED]]
+    search = {"type": "tool_use", "id": "toolu_s1", "name": "ToolSearch", "input": {"query": "jira create"}}
+    found = {"type": "tool_reference", "tool_name": "jira_create"}
+    history = [
+        *QUESTION,
+        {"role": "assistant", "content": [search]},
+        {
+            "role": "user",
+            "content": [
+                {"type": "tool_result", "tool_use_id": "toolu_s1", "content": [found]},
+                {"type": "text", "text": "Tool loaded."},
+            ],
+        },
+    ]
+    first = Script(completion(calls=[("call_s1", "ToolSearch", {"query": "jira create"})]))
+    second = Script(completion(calls=[("call_j1", "jira_create", {"id": "T-1"})]))
+    answers = []
+    for script, messages in ((first, QUESTION), (second, history)):
+        async with client(script) as sdk:
+            params: dict[str, Any] = {"model": "up", "max_tokens": 200, "messages": messages, "tools": tools}
+            if stream:
+                async with sdk.messages.stream(**params) as events:
+                    answers.append(await events.get_final_message())
+            else:
+                answers.append(await sdk.messages.create(**params))
+
+    assert [(b.type, getattr(b, "name", None)) for b in answers[0].content] == [("tool_use", "ToolSearch")]
+    assert [(b.type, getattr(b, "name", None)) for b in answers[1].content] == [("tool_use", "jira_create")]
+    assert first.tool_names(0) == ["Read", "ToolSearch"]
+    assert second.tool_names(0) == ["Read", "ToolSearch", "jira_create"]
+    sent = second.bodies[0]["messages"]
+    assert sent[2] == {"role": "tool", "tool_call_id": "toolu_s1", "content": "Tool loaded: jira_create"}
+    assert all("defer_loading" not in str(body) for body in (*first.bodies, *second.bodies))
+
+
+async def test_a_client_side_reference_to_an_undefined_tool_is_refused_like_anthropic_does() -> None:
+    script = Script()
+    history = [
+        *QUESTION,
+        {
+            "role": "assistant",
+            "content": [{"type": "tool_use", "id": "toolu_s1", "name": "ToolSearch", "input": {}}],
+        },
+        {
+            "role": "user",
+            "content": [
+                {
+                    "type": "tool_result",
+                    "tool_use_id": "toolu_s1",
+                    "content": [{"type": "tool_reference", "tool_name": "no_such_tool"}],
+                }
+            ],
+        },
+    ]
+    async with client(script) as sdk:
+        with pytest.raises(anthropic.BadRequestError) as caught:
+            await sdk.messages.create(
+                model="up", max_tokens=50, messages=history, tools=[READ, CLIENT_SEARCH, PLACEHOLDER]
+            )  # type: ignore[arg-type]
+    assert "no_such_tool" in str(caught.value)
+    assert script.bodies == []
+
+
 # --- compaction -------------------------------------------------------------------------------------
 
 LONG_HISTORY = [

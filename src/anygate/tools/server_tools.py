@@ -1,7 +1,7 @@
 """The server tools of a request, run by the gateway for a non-Anthropic upstream.
 
 A request asks for them by their Anthropic tool types: ``web_search_*``, ``web_fetch_*``,
-``tool_search_tool_regex*`` and ``tool_search_tool_bm25*``. :func:`wants_server_tools` is the one test
+``tool_search_tool_regex*`` and ``tool_search_tool_bm25*``. :func:`tool_work` is the one test
 on the request path (a look at each tool's ``type``); everything else runs only for such a request.
 
 :class:`ServerTools` belongs to the gateway (the settings and one web connection pool);
@@ -17,6 +17,7 @@ import asyncio
 import re
 from collections import Counter
 from collections.abc import Mapping
+from enum import Enum
 from typing import Any, Final, Literal
 
 from anygate.config import GeneralSettings
@@ -64,16 +65,37 @@ def server_tool_kind(tool: object) -> Kind | None:
     return None
 
 
-def wants_server_tools(request: dict[str, Any]) -> bool:
-    """Whether a request has server tools for the gateway to run (cheap: one look at each tool)."""
+class ToolWork(Enum):
+    """What a request's tools ask of the gateway (:func:`tool_work`)."""
+
+    RUN_TOOLS = "run"
+    """Server tools to run: the turn goes through the loop."""
+    LOAD_DEFERRED = "load"
+    """Deferred tools and no server tool: the client searches itself and loads tools with
+    ``tool_reference`` blocks (Claude Code's ToolSearch, its default even behind a gateway); the
+    upstream gets the tools loaded so far and reads the references as text."""
+
+
+RUN_TOOLS: Final = ToolWork.RUN_TOOLS
+LOAD_DEFERRED: Final = ToolWork.LOAD_DEFERRED
+
+
+def tool_work(request: dict[str, Any]) -> ToolWork | None:
+    """What the gateway does for a request's tools, if anything (the one test on the request path: a
+    look at each tool's ``type`` and ``defer_loading``)."""
     tools = request.get("tools")
     if not tools:
-        return False
+        return None
+    deferred = False
     for tool in tools:
-        kind = tool.get("type") if isinstance(tool, dict) else None
+        if not isinstance(tool, dict):
+            continue
+        kind = tool.get("type")
         if kind is not None and kind != "custom" and isinstance(kind, str) and kind.startswith(_PREFIXES):
-            return True
-    return False
+            return RUN_TOOLS
+        if tool.get("defer_loading") is True:
+            deferred = True
+    return LOAD_DEFERRED if deferred else None
 
 
 class ServerTools:
