@@ -36,6 +36,7 @@ from anygate.protocol.errors import (
     GatewayError,
     InternalError,
     UpstreamError,
+    UpstreamFailure,
     client_fault,
     malformed_upstream,
 )
@@ -53,7 +54,7 @@ from anygate.providers.base import (
 from anygate.providers.registry import SPECS, load_provider
 from anygate.providers.upstream_errors import CredentialsRejected
 from anygate.routing.names import ModelNames
-from anygate.routing.retry import Attempt, AttemptOutcome, run_routed
+from anygate.routing.retry import Attempt, AttemptOutcome, backoff_seconds, run_routed
 from anygate.routing.router import Router
 from anygate.signing import ThinkingSigner
 from anygate.stream_relay import ClientStreams, OpenStream, final_delta, first_bytes, stream_events
@@ -62,7 +63,7 @@ from anygate.tools.compaction import continued_request, summary_request, summary
 from anygate.tools.context_editing import Edits, ReportingTranslator, report_in_message
 from anygate.tools.loop import Compacted, ServerToolTurn
 from anygate.tools.overflow import is_overflow
-from anygate.tools.server_tools import LOAD_DEFERRED, RUN_TOOLS, ServerTools, tool_work
+from anygate.tools.server_tools import RUN_TOOLS, RequestTools, ServerTools, tool_work
 from anygate.upstream import Transport, UpstreamClient
 
 log = logging.getLogger("anygate")
@@ -370,16 +371,21 @@ class Gateway:
                 return GatewayResponse(body=orjson.dumps(accumulate(events)), usage=usage)
             return GatewayResponse(stream=self.streams.replay(events, done, record, usage))
         native = deployment.provider in NATIVE_PROVIDERS
+        work = None if native else tool_work(request)
+        toolbox = None if work is None else self.server_tools.toolbox(request)
         edited = ServerSideEdits(request)
         if not native and ("context_management" in request or "max_input_tokens" in deployment.model_info):
-            edited = await server_side_edits(provider, deployment, request, ctx.client_headers)
+            upstream_view = None if toolbox is None else toolbox.upstream_request
+            edited = await server_side_edits(provider, deployment, request, ctx.client_headers, upstream_view)
             request = edited.request
         try:
-            work = None if native else tool_work(request)
             if work is RUN_TOOLS or (not native and edited.compaction is not None):
-                return await self._server_tool_turn(provider, deployment, edited, ctx, done, record, stream)
-            if work is LOAD_DEFERRED:  # the client searches (Claude Code's ToolSearch); send what it loaded
-                request = self.server_tools.toolbox(request).upstream_request(request)
+                toolbox = toolbox or self.server_tools.toolbox(request)
+                return await self._server_tool_turn(
+                    provider, deployment, edited, toolbox, ctx, done, record, stream
+                )
+            if toolbox is not None:  # deferred tools the client searches itself, or server blocks in history
+                request = toolbox.upstream_request(request)
             return await self._call_upstream(
                 provider, deployment, request, ctx, done, record, stream, edited.edits
             )
@@ -411,6 +417,7 @@ class Gateway:
         provider: Provider,
         deployment: Deployment,
         edited: ServerSideEdits,
+        toolbox: RequestTools,
         ctx: CallContext,
         done: AttemptOutcome,
         record: RequestRecord,
@@ -418,14 +425,15 @@ class Gateway:
     ) -> GatewayResponse:
         """A turn in which the gateway runs server tools or compacts the conversation: several upstream
         calls, one Anthropic message (:mod:`anygate.tools.loop`). The calls before the client's first
-        byte (a summary, the first answer) are retried by routing; a later failure ends a stream with
-        ``event: error`` (a JSON answer fails as a whole, and may be retried)."""
+        byte (a summary, the first answer) are retried by routing; a later call is retried on the same
+        deployment (nothing of it reached the client yet), and its failure then ends a stream with
+        ``event: error`` (a JSON answer fails as a whole, and may be retried by routing)."""
         limits = self.streams.limits
         request = edited.request
-        toolbox = self.server_tools.toolbox(request)
         compacted: Compacted | None = None
         if edited.compaction is not None:
             asked = toolbox.upstream_request(summary_request(request, edited.compaction))
+            asked = _within_output_limit(asked, deployment)
             answer = await self._open_call(provider, deployment, asked, ctx, record, stream=False)
             assert isinstance(answer, Answer)
             summary = orjson.loads(answer.body)
@@ -442,9 +450,15 @@ class Gateway:
             message_id=ctx.message_id,
         )
         opened_first: list[OpenStream] = []
+        calls: list[dict[str, Any]] = []
 
         async def open_step(step_request: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
-            opened = await self._open_call(provider, deployment, step_request, ctx, record, stream=stream)
+            step_request = _within_output_limit(step_request, deployment)
+            calls.append(step_request)
+            if len(calls) == 1:  # before the client's first byte: routing retries it
+                opened = await self._open_call(provider, deployment, step_request, ctx, record, stream=stream)
+            else:
+                opened = await self._open_later_call(provider, deployment, step_request, ctx, record, stream)
             if isinstance(opened, Answer):
                 return _iterate(message_events(orjson.loads(opened.body)))
             if not opened_first:
@@ -458,6 +472,34 @@ class Gateway:
             return GatewayResponse(body=orjson.dumps(message), usage=turn.usage)
         held = opened_first[0].response if opened_first else None
         return GatewayResponse(stream=self.streams.turn(turn, first, open_step, done, record, held))
+
+    async def _open_later_call(
+        self,
+        provider: Provider,
+        deployment: Deployment,
+        request: dict[str, Any],
+        ctx: CallContext,
+        record: RequestRecord,
+        stream: bool,
+    ) -> Answer | OpenStream:
+        """An upstream call after a turn's first: retried on the same deployment like a first call (the
+        client has nothing of it yet), and a context overflow answered as Anthropic's too-long prompt
+        (a search or a fetch can fill the window in the middle of a turn)."""
+        retries = max(self.config.router.num_retries, 0)
+        for retry in range(1, retries + 2):
+            try:
+                return await self._open_call(provider, deployment, request, ctx, record, stream=stream)
+            except UpstreamFailure as exc:
+                delay = backoff_seconds(retry, exc, minimum=self.config.router.retry_after)
+                if retry > retries or delay is None:
+                    raise
+                log.info("request %s: a later call of the turn failed (%s); retrying", record.request_id, exc)
+                await asyncio.sleep(delay)
+            except UpstreamError as exc:
+                if not is_overflow(exc):
+                    raise
+                raise await overflow_error(exc, provider, deployment, request) from None
+        raise AssertionError("unreachable")
 
     async def _open_call(
         self,

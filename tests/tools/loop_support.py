@@ -91,3 +91,63 @@ async def client(script: Script, **general: Any) -> AsyncIterator[anygate.AsyncA
             yield sdk
     finally:
         await gateway.aclose()
+
+
+# --- edge cases: raw answers, deployment settings ------------------------------------------------
+
+QUESTION = [{"role": "user", "content": "What is new in Python?"}]
+WEB_SEARCH = {"type": "web_search_20250305", "name": "web_search"}
+READ = {"name": "Read", "description": "Read a file.", "input_schema": {"type": "object", "properties": {}}}
+
+
+class RawScript(Script):
+    """``Script`` whose replies may also be MockResponse objects (errors, delays)."""
+
+    def answer(self, request: UpstreamRequest) -> MockResponse:
+        body = orjson.loads(request.body)
+        self.bodies.append(body)
+        reply = self.replies[len(self.bodies) - 1]
+        if isinstance(reply, MockResponse):
+            return reply
+        return MockResponse.sse(streamed(reply)) if body.get("stream") else MockResponse.json(reply)
+
+
+def scripted_gateway(
+    script: Script, *, model_info: dict[str, Any] | None = None, retries: int = 0
+) -> Gateway:
+    entry: dict[str, Any] = {
+        "model_name": "up",
+        "litellm_params": {"model": "openai/gpt-4o", "api_base": "http://up/v1", "api_key": "k"},
+    }
+    if model_info:
+        entry["model_info"] = model_info
+    config = config_from_mapping(
+        {"model_list": [entry], "router_settings": {"num_retries": retries, "retry_after": 0}}
+    )
+    return Gateway(config, transport=script.transport)
+
+
+@asynccontextmanager
+async def sdk_over(gw: Gateway) -> AsyncIterator[anygate.AsyncAnthropic]:
+    try:
+        async with anygate.AsyncAnthropic(gateway=gw, max_retries=0) as sdk:
+            yield sdk
+    finally:
+        await gw.aclose()
+
+
+async def raw_stream(gw: Gateway, body: dict[str, Any]) -> list[dict[str, Any]]:
+    """The SSE events a streamed request gets, decoded (error events included)."""
+    try:
+        response = await gw.create_message({**body, "stream": True})
+        assert response.stream is not None
+        data = b"".join([chunk async for chunk in response.stream]).decode()
+    finally:
+        await gw.aclose()
+    return [orjson.loads(line[6:]) for line in data.splitlines() if line.startswith("data: ")]
+
+
+def openai_error(status: int, message: str, code: str | None = None) -> MockResponse:
+    return MockResponse.json(
+        {"error": {"message": message, "type": "invalid_request_error", "code": code}}, status=status
+    )

@@ -214,6 +214,11 @@ def _tool_result_block(block: dict[str, Any], path: Path) -> None:
         _validate_block(inner, (*path, "content", k))
 
 
+def _server_tool_result_block(block: dict[str, Any], path: Path) -> None:
+    if not isinstance(block.get("tool_use_id"), str):
+        raise _fail((*path, "tool_use_id"), "must be a string")
+
+
 def _thinking_block(block: dict[str, Any], path: Path) -> None:
     if not isinstance(block.get("thinking"), str):
         raise _fail((*path, "thinking"), "must be a string")
@@ -227,6 +232,10 @@ _BLOCK_CHECKS: Final[dict[str, Callable[[dict[str, Any], Path], None]]] = {
     "tool_use": _tool_use_block,
     "tool_result": _tool_result_block,
     "thinking": _thinking_block,
+    "server_tool_use": _tool_use_block,
+    "web_search_tool_result": _server_tool_result_block,
+    "web_fetch_tool_result": _server_tool_result_block,
+    "tool_search_tool_result": _server_tool_result_block,
 }
 """Checks of the fields the gateway reads; other block types pass as they are."""
 
@@ -247,11 +256,15 @@ def _validate_system(system: object) -> None:
 def _validate_tools(tools: object) -> None:
     _expect(isinstance(tools, list), "tools", "must be a list")
     assert isinstance(tools, list)
+    names: set[str] = set()
     for i, tool in enumerate(tools):
         path = f"tools.{i}"
         _expect(isinstance(tool, dict), path, "must be an object")
         tool_type = tool.get("type")
-        _expect(isinstance(tool.get("name"), str), f"{path}.name", "Field required (a string)")
+        name = tool.get("name")
+        _expect(isinstance(name, str), f"{path}.name", "Field required (a string)")
+        _expect(name not in names, "tools", "Tool names must be unique.")
+        names.add(name)
         if tool_type is None or tool_type == "custom":
             _expect(isinstance(tool.get("input_schema"), dict), f"{path}.input_schema", "must be an object")
             description = tool.get("description")

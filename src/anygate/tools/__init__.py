@@ -14,7 +14,7 @@ one on the deployment's ``model_info``.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -48,7 +48,11 @@ class ServerSideEdits:
 
 
 async def server_side_edits(
-    provider: Provider, deployment: Deployment, request: dict[str, Any], headers: Mapping[str, str]
+    provider: Provider,
+    deployment: Deployment,
+    request: dict[str, Any],
+    headers: Mapping[str, str],
+    upstream_view: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
 ) -> ServerSideEdits:
     """The request's ``context_management`` applied, and a request known to exceed the deployment's
     ``max_input_tokens`` refused as Anthropic refuses it.
@@ -57,7 +61,10 @@ async def server_side_edits(
     whole of it). The request is counted (in a worker thread: a tokenizer over a large prompt takes
     milliseconds) only when a cheap bound says it might reach a token trigger or the window. A request
     about to be compacted is not refused for its size: the summary is what will be answered.
+    ``upstream_view`` gives what the upstream is sent for a request (deferred tools left out, server
+    blocks as tool calls): the tokens that count are those.
     """
+    view = upstream_view or _as_is
     body_size = client_body_size(headers)
     edits = requested_edits(request, request["model"]) if "context_management" in request else None
     compaction: CompactionSettings | None = None
@@ -67,21 +74,25 @@ async def server_side_edits(
         counted = None
         triggers = edits.token_triggers()
         if triggers and input_bound(request, body_size) >= min(triggers):
-            counted = await asyncio.to_thread(provider.count_tokens_locally, deployment, request)
+            counted = await asyncio.to_thread(provider.count_tokens_locally, deployment, view(request))
         request = apply_edits(request, edits, counted)
         if edits.compaction is not None and counted is not None:
             if edits.applied:  # clearing came first: the trigger counts what is left
-                counted = await asyncio.to_thread(provider.count_tokens_locally, deployment, request)
+                counted = await asyncio.to_thread(provider.count_tokens_locally, deployment, view(request))
             if needs_compaction(edits.compaction, counted):
                 compaction = edits.compaction
         if not edits.applied:
             edits = None
     limit = max_input_tokens(deployment.model_info)
     if compaction is None and limit is not None and input_bound(request, body_size) > limit:
-        tokens = await asyncio.to_thread(provider.count_tokens_locally, deployment, request)
+        tokens = await asyncio.to_thread(provider.count_tokens_locally, deployment, view(request))
         if tokens > limit:
             raise prompt_too_long(tokens, limit)
     return ServerSideEdits(request, edits, compaction)
+
+
+def _as_is(request: dict[str, Any]) -> dict[str, Any]:
+    return request
 
 
 async def overflow_error(

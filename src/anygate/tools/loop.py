@@ -24,15 +24,19 @@ import secrets
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from contextlib import aclosing
 from dataclasses import dataclass
-from typing import Any, Final, Protocol
+from typing import Any, Final, Protocol, TypeVar
 
 from anygate.hooks import Usage
 from anygate.protocol.accumulate import MessageAccumulator
 from anygate.tools.compaction import PAUSE_STOP_REASON, compaction_events, compaction_usage
 
+T = TypeVar("T")
+
 MAX_ITERATIONS: Final = 10
 """Upstream calls in one turn before it pauses (Anthropic's server-tool loop pauses after 10, too)."""
 
+FORCING_CHOICES: Final = frozenset({"any", "tool"})
+"""``tool_choice`` types that make the model call a tool."""
 DIRECT_CALLER: Final = {"type": "direct"}
 """Who called a server tool: the model itself (Anthropic's ``caller``; programmatic calls are not run)."""
 
@@ -153,11 +157,12 @@ class ServerToolTurn:
             stop_reason = outcome.stop_reason
             if outcome.calls and stop_reason != "max_tokens":
                 calls = [content[index] for index in outcome.calls]
-                results: list[dict[str, Any]] = []
-                async with aclosing(self._run(calls, results)) as pings:
+                ran: list[list[dict[str, Any]]] = []
+                work = self.toolbox.run(calls, self._continued_request())
+                async with aclosing(self._pinging(work, ran)) as pings:
                     async for ping in pings:
                         yield ping
-                for block in results:
+                for block in ran[0]:
                     for item in _whole_block(len(self._content()), block):
                         self.message.apply(item)
                         yield item
@@ -169,7 +174,12 @@ class ServerToolTurn:
                     stop_reason = "pause_turn"
                 else:
                     calls_made += 1
-                    step = await open_step(self.toolbox.upstream_request(self._continued_request()))
+                    opened: list[StepEvents] = []
+                    next_call = open_step(self.toolbox.upstream_request(self._continued_request()))
+                    async with aclosing(self._pinging(next_call, opened)) as pings:
+                        async for ping in pings:
+                            yield ping
+                    step = opened[0]
                     continue
             for item in self._end(stop_reason, outcome.stop_sequence):
                 self.message.apply(item)
@@ -248,25 +258,29 @@ class ServerToolTurn:
         message = self.message.message
         return message["content"] if message is not None else []
 
-    async def _run(
-        self, calls: list[dict[str, Any]], results: list[dict[str, Any]]
-    ) -> AsyncGenerator[dict[str, Any], None]:
-        """Run the tools, yielding a ``ping`` every ``ping_interval`` seconds until ``results`` is filled."""
-        task = asyncio.ensure_future(self.toolbox.run(calls, self._continued_request()))
+    async def _pinging(self, work: Awaitable[T], into: list[T]) -> AsyncGenerator[dict[str, Any], None]:
+        """Await ``work`` (a tool run, the next upstream call) and put its result in ``into``, yielding a
+        ``ping`` every ``ping_interval`` seconds meanwhile: a client (or a proxy in front of it) must
+        not take a silent turn for a dead one. Closing it early cancels the work."""
+        task = asyncio.ensure_future(work)
         try:
             while True:
                 done, _ = await asyncio.wait({task}, timeout=self.ping_interval)
                 if done:
                     break
                 yield {"type": "ping"}
-            results.extend(task.result())
+            into.append(task.result())
         finally:
             if not task.done():
                 task.cancel()
 
     def _continued_request(self) -> dict[str, Any]:
         """The client's request with this turn's content so far as the assistant's latest words
-        (continuing a trailing assistant message: a prefill, or a paused turn sent back)."""
+        (continuing a trailing assistant message: a prefill, or a paused turn sent back).
+
+        A ``tool_choice`` that forces a call (``any``, ``tool``) was honoured by the turn's first call;
+        forced again, the model could never answer, so later calls get ``auto``.
+        """
         messages = list(self.request["messages"])
         content = list(self._content())
         if messages and messages[-1].get("role") == "assistant":
@@ -276,7 +290,11 @@ class ServerToolTurn:
                 previous if isinstance(previous, list) else [{"type": "text", "text": str(previous or "")}]
             )
             content = [*before, *content]
-        return {**self.request, "messages": [*messages, {"role": "assistant", "content": content}]}
+        continued = {**self.request, "messages": [*messages, {"role": "assistant", "content": content}]}
+        choice = self.request.get("tool_choice")
+        if isinstance(choice, dict) and choice.get("type") in FORCING_CHOICES and self._content():
+            continued["tool_choice"] = {**{k: v for k, v in choice.items() if k != "name"}, "type": "auto"}
+        return continued
 
     def _compaction_start(self) -> list[dict[str, Any]]:
         """The message's start when it opens with a summary: the turn starts the message itself."""

@@ -61,6 +61,8 @@ def server_tool_kind(tool: object) -> Kind | None:
         return None
     for prefix, found in SERVER_TOOL_PREFIXES:
         if kind.startswith(prefix):
+            if found == "tool_search" and tool_search.tool_search_kind(tool) is None:
+                return None  # a name that only looks like one (tool_search_tool_regexp…)
             return found
     return None
 
@@ -70,32 +72,37 @@ class ToolWork(Enum):
 
     RUN_TOOLS = "run"
     """Server tools to run: the turn goes through the loop."""
-    LOAD_DEFERRED = "load"
-    """Deferred tools and no server tool: the client searches itself and loads tools with
-    ``tool_reference`` blocks (Claude Code's ToolSearch, its default even behind a gateway); the
-    upstream gets the tools loaded so far and reads the references as text."""
+    REWRITE = "rewrite"
+    """Nothing to run, but what the upstream is sent changes: deferred tools the client searches
+    itself, loading them with ``tool_reference`` blocks (Claude Code's ToolSearch, its default even
+    behind a gateway). The upstream gets the tools loaded so far, reads the references as text, and
+    server blocks of earlier turns as tool calls and results."""
 
 
 RUN_TOOLS: Final = ToolWork.RUN_TOOLS
-LOAD_DEFERRED: Final = ToolWork.LOAD_DEFERRED
+REWRITE: Final = ToolWork.REWRITE
 
 
 def tool_work(request: dict[str, Any]) -> ToolWork | None:
-    """What the gateway does for a request's tools, if anything (the one test on the request path: a
-    look at each tool's ``type`` and ``defer_loading``)."""
+    """What the gateway does for a request's tools, if anything: one look at each tool's ``type`` and
+    ``defer_loading`` (the only cost on the request path).
+
+    The conversation is not scanned: server blocks from earlier turns are rewritten for requests that
+    offer a server tool or deferred tools; a request that offers neither gets them dropped like other
+    Anthropic-only blocks (a scan would cost about 17 µs on every 90 KB Claude Code request, for a
+    client that stopped offering a tool it used).
+    """
     tools = request.get("tools")
     if not tools:
         return None
     deferred = False
     for tool in tools:
-        if not isinstance(tool, dict):
-            continue
         kind = tool.get("type")
         if kind is not None and kind != "custom" and isinstance(kind, str) and kind.startswith(_PREFIXES):
             return RUN_TOOLS
         if tool.get("defer_loading") is True:
             deferred = True
-    return LOAD_DEFERRED if deferred else None
+    return REWRITE if deferred else None
 
 
 class ServerTools:

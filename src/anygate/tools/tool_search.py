@@ -130,9 +130,19 @@ class ToolSearchError:
 
 
 def tool_search_kind(tool: object) -> Kind | None:
-    """The search a tool definition asks for, or None when it is not a tool search tool."""
+    """The search a tool definition asks for, or None when it is not a tool search tool. A newer
+    version of a known type (``tool_search_tool_regex_2026…``) runs the same search: its input is the
+    same, and refusing it would break clients the day Anthropic dates a new version."""
     kind = tool.get("type") if isinstance(tool, Mapping) else None
-    return TOOL_SEARCH_TYPES.get(kind) if isinstance(kind, str) else None
+    if not isinstance(kind, str):
+        return None
+    known = TOOL_SEARCH_TYPES.get(kind)
+    if known is not None:
+        return known
+    for family, search in TOOL_SEARCH_TYPES.items():
+        if kind.startswith(family + "_"):
+            return search
+    return None
 
 
 def is_deferred(tool: object) -> bool:
