@@ -73,7 +73,10 @@ class TeamsHook(Hook):
             store = await Store.open(self.database_url)
             general = self.config.general
             self._ledger = Ledger(
-                store, interval=general.proxy_batch_write_at, keep_rows=not general.disable_spend_logs
+                store,
+                interval=general.proxy_batch_write_at,
+                keep_rows=not general.disable_spend_logs,
+                on_written=self.directory.own_spend_written,
             )
             if self.redis_url:
                 from redis import asyncio as redis_asyncio
