@@ -161,3 +161,21 @@ async def test_a_cache_does_not_read_back_its_own_spend_but_reads_anothers(datab
     assert key.spend == 0.875
     await store.close()
     await other.close()
+
+
+async def test_a_large_spend_write_lands_whole(database_url: str) -> None:
+    """Hundreds of rows and keys in one write: SQLite takes them in several multi-row statements."""
+    store = await Store.open(database_url)
+    keys = [f"k{i:03d}" for i in range(150)]
+    async with store.engine.begin() as conn:
+        await conn.execute(sa.insert(schema.keys), [{**_key(key), "revision": 1} for key in keys])
+    rows = [_full_row(f"r{i}", 0.001 * (i % 7 + 1)) for i in range(700)]
+    deltas = [SpendDelta(f"r{i}", 0.001 * (i % 7 + 1), (("key", keys[i % 150]),)) for i in range(700)]
+    await store.write_spend(rows, deltas, fresh=True)
+    stored = {log["request_id"]: log for log in await store.spend_logs({}, None, None, 1000)}
+    assert len(stored) == 700 and stored["r699"]["metadata"] == {"latency_ms": 1.5, "stream": False}
+    for number in (0, 127, 128, 149):
+        expected = sum(d.cost for d in deltas if d.owners[0][1] == keys[number])
+        row = await store.get("key", keys[number])
+        assert row is not None and abs(row["spend"] - expected) < 1e-12
+    await store.close()
