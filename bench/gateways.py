@@ -21,9 +21,12 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench import teams_keys
 from bench.procs import Server, free_port, start_server
 
 REPO = Path(__file__).resolve().parent.parent
@@ -37,15 +40,23 @@ BEDROCK_CREDENTIALS = (
 )
 """Static AWS credentials of the Bedrock models (in place of ``api_key``)."""
 LITELLM_VENV = BENCH / ".venv-litellm"
-ANYGATE_VENV = REPO / ".venv"
+ANYGATE_VENV = Path(os.environ.get("BENCH_ANYGATE_VENV") or REPO / ".venv")
+"""The venv anygate runs from; this checkout's `src/` goes first on its PYTHONPATH either way, so a
+venv whose editable install points at another checkout (a git worktree) still runs this code."""
+POSTGRES_SERVER = os.environ.get("BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432")
+"""The Postgres server of the `--teams postgres-redis` variant (a database of its own is made on it)."""
+REDIS_URL = os.environ.get("BENCH_REDIS", "redis://127.0.0.1:6379/0")
+"""The Redis of the `--teams postgres-redis` variant (keys under a prefix of their own)."""
 
 
-@dataclass(frozen=True)
+@dataclass
 class Gateway:
     """How to configure and start one gateway."""
 
     name: str
     openai_prefix: str
+    key_file: Path | None = None
+    """Virtual keys for wrk to rotate through (one a line), or None to send the master key."""
 
     def config(self, upstream_port: int, models: set[str] | None = None) -> str:
         """The YAML config; `models` limits it to the model names the selected scenarios use."""
@@ -88,6 +99,7 @@ class Gateway:
             raise RuntimeError(f"{self.name} cannot run: {reason}")
         gw_dir = run_dir / f"{self.name}-w{workers}"
         gw_dir.mkdir(parents=True, exist_ok=True)
+        self.prepare(gw_dir)
         config_path = gw_dir / "config.yaml"
         config_path.write_text(self.config(upstream_port, models))
         port = free_port()
@@ -101,6 +113,12 @@ class Gateway:
             ready_timeout_s=180,
         )
 
+    def prepare(self, gw_dir: Path) -> None:
+        """Whatever the gateway needs before it starts (a database to fill)."""
+
+    def cleanup(self) -> None:
+        """Remove what :meth:`prepare` made outside the run's folder, once the gateway stopped."""
+
 
 OBSERVABILITY_VARIANTS = {
     "bare": "metrics and the dashboard's records off (general_settings metrics: false, ui: false)",
@@ -108,15 +126,68 @@ OBSERVABILITY_VARIANTS = {
     "core": "the request path alone: teams, metrics and the dashboard's records off",
 }
 """anygate variants of `--observability`: the default anygate has metrics and the dashboard on."""
+TEAMS_VARIANTS = {
+    "sqlite": f"teams on, SQLite beside the config, {teams_keys.KEYS:,} virtual keys in {teams_keys.TEAMS} "
+    "teams (each key with an rpm limit and a budget, each team with a budget), wrk rotating through all "
+    "the keys",
+    "postgres-redis": "the same on Postgres (a database of its own on BENCH_POSTGRES, dropped afterwards) "
+    "and Redis (BENCH_REDIS, a key prefix of its own, cleared afterwards)",
+}
+"""anygate variants of `--teams`: the default anygate has teams off and takes the master key."""
 
 
 class Anygate(Gateway):
     def __init__(self, variant: str = "") -> None:
         super().__init__(name=f"anygate-{variant}" if variant else "anygate", openai_prefix="openai")
+        self.teams = variant.removeprefix("teams-") if variant.startswith("teams-") else ""
+        self.database_url = ""
+        self.redis_prefix = ""
+
+    def prepare(self, gw_dir: Path) -> None:
+        """For a teams variant: a database of its own filled with the keys, and wrk's key file."""
+        if not self.teams:
+            return
+        run = uuid.uuid4().hex[:10]
+        if self.teams == "sqlite":
+            self.database_url = f"sqlite:///{gw_dir / 'anygate.db'}"
+        else:
+            self.database_url = f"{POSTGRES_SERVER}/anygate_bench_{run}"
+            self.redis_prefix = f"anygate-bench:{run}:"
+        self._keys_script("seed", self.database_url, "--keys", str(teams_keys.KEYS))
+        self.key_file = gw_dir / "keys.txt"
+        teams_keys.write_key_file(self.key_file, teams_keys.KEYS)
+
+    def cleanup(self) -> None:
+        if self.teams == "postgres-redis" and self.database_url:
+            self._keys_script("drop", self.database_url)
+            self._keys_script("clear-redis", REDIS_URL, self.redis_prefix)
+            self.database_url = ""
+
+    def _keys_script(self, *args: str) -> None:
+        """Run bench.teams_keys with anygate's Python (the harness's venv has no database drivers)."""
+        done = subprocess.run(
+            [str(ANYGATE_VENV / "bin" / "python"), "-m", "bench.teams_keys", *args],
+            cwd=REPO,
+            env=self.env(),
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"bench.teams_keys {args[0]} failed: {done.stderr[-2000:]}")
 
     def config(self, upstream_port: int, models: set[str] | None = None) -> str:
         text = super().config(upstream_port, models)
-        if self.name == "anygate-bare":
+        if self.teams:
+            redis = (
+                f"redis_url: '{REDIS_URL}', redis_key_prefix: '{self.redis_prefix}', "
+                if self.redis_prefix
+                else ""
+            )
+            text = text.replace(
+                "general_settings: {", f"general_settings: {{database_url: '{self.database_url}', {redis}"
+            )
+        elif self.name == "anygate-bare":
             text = text.replace("general_settings: {", "general_settings: {metrics: false, ui: false, ")
         elif self.name == "anygate-core":
             text = text.replace(
@@ -126,6 +197,10 @@ class Anygate(Gateway):
 
     def env(self) -> dict[str, str]:
         env = super().env()
+        # Teams only where the variant asks for them, never from the caller's environment.
+        env.pop("DATABASE_URL", None)
+        env.pop("REDIS_URL", None)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO / "src"), env.get("PYTHONPATH", "")) if p)
         if self.name == "anygate-traces":
             env["OTEL_TRACES_EXPORTER"] = "console"
             env["OTEL_SERVICE_NAME"] = "anygate-bench"

@@ -53,11 +53,13 @@ def run_wrk(
     duration_s: float,
     expect: str,
     timeout_s: float = 60.0,
+    key_file: Path | None = None,
 ) -> LoadResult:
     """Keep `connections` connections busy with the request for `duration_s` seconds.
 
     url holds the path and query too (e.g. http://127.0.0.1:4000/v1/messages?beta=true). `expect` is a
     text every successful answer must contain; answers without it count as errors ("bad_body").
+    `key_file` (API keys, one a line) makes each request send the next key as `x-api-key`.
     """
     if shutil.which(WRK) is None:
         raise RuntimeError("wrk is not installed: run `bash bench/setup.sh` first")
@@ -68,6 +70,7 @@ def run_wrk(
         BENCH_HEADERS="\n".join(f"{k}: {v}" for k, v in headers.items()),
         BENCH_EXPECT=expect,
         BENCH_PATH="/" + path,
+        BENCH_KEY_FILE=str(key_file or ""),
     )
     argv = [
         WRK,

@@ -6,6 +6,7 @@ run printed, with the machine, the command and the budget of the issue next to t
 
 from __future__ import annotations
 
+from statistics import median
 from typing import Any
 
 from bench.scenarios import (
@@ -15,6 +16,7 @@ from bench.scenarios import (
     RATIO_TARGET,
     SCENARIO_E_TITLE,
     SLOW_STREAMS_RSS_BUDGET_MB,
+    TEAMS_ADDED_CPU_BUDGET_MS,
     load_scenarios,
 )
 
@@ -27,7 +29,8 @@ def target_name(t: dict[str, Any], litellm_version: str = "") -> str:
     workers = f"{t['workers']} worker" + ("s" if t["workers"] != 1 else "")
     if t["gateway"] == "litellm":
         return f"LiteLLM {litellm_version} ({workers})".replace("  ", " ")
-    return f"anygate ({workers})"
+    variant = t["gateway"].removeprefix("anygate").removeprefix("-")
+    return f"anygate {variant} ({workers})" if variant else f"anygate ({workers})"
 
 
 def _f(value: float | None, digits: int = 2) -> str:
@@ -131,6 +134,7 @@ def render(results: dict[str, Any]) -> str:
                     f"{_f(cn['rps'], 0)} | {cpu} | {rss} | {c1['errors'] + cn['errors']} |"
                 )
         lines.append("")
+        lines += _variants(results, keys)
         lines += _comparison(results, keys, version)
     if "e" in s["scenarios"]:
         lines += [
@@ -206,6 +210,65 @@ def _comparison(results: dict[str, Any], keys: list[str], version: str) -> list[
             f"{add_txt} | {_f(_added_latency(b, d), 2)} | {rps} |"
         )
     out += ["", f"Target: anygate at least {RATIO_TARGET:g}x cheaper than LiteLLM in CPU per request.", ""]
+    return out
+
+
+def _round_cpu(t: dict[str, Any], key: str) -> list[float | None]:
+    """CPU ms per request at the throughput run of each round (None where a round failed)."""
+    runs = t.get("rounds", {}).get(key) or [t.get("scenarios", {}).get(key) or {}]
+    return [r["cN"]["cpu_ms_per_req"] if "cN" in r else None for r in runs]
+
+
+def _variants(results: dict[str, Any], keys: list[str]) -> list[str]:
+    """Each anygate variant's CPU per request next to the default anygate's: the rounds, their median,
+    and what the variant adds as the median of the per-round differences (rounds alternate the
+    gateways, so a round's two figures share the machine's background load)."""
+    out: list[str] = []
+    rounds = results["settings"].get("rounds", 1)
+    conns = results["settings"]["connections"]
+    for workers in results["settings"]["workers"]:
+        base = _find(results, "anygate", workers)
+        variants = [
+            t
+            for t in results["targets"]
+            if t["gateway"].startswith("anygate-") and t["workers"] == workers and "error" not in t
+        ]
+        if base is None or not variants:
+            continue
+        plural = "s" if workers != 1 else ""
+        out += [
+            f"### anygate variants against the default anygate ({workers} worker{plural}, "
+            f"{rounds} round{'s' if rounds != 1 else ''})",
+            "",
+            f"CPU ms per request at {conns} connections; rounds alternate the gateways scenario by "
+            "scenario. Added: the median over rounds of (variant - default) in the same round.",
+            "",
+            "| Scenario | anygate | CPU ms/req by round | median | added ms/req | ratio of medians |",
+            "|---|---|---|--:|--:|--:|",
+        ]
+        for key in keys:
+            base_cpu = _round_cpu(base, key)
+            base_ok = [c for c in base_cpu if c is not None]
+            base_median = median(base_ok) if base_ok else None
+            by_round = " / ".join(_f(c, 3) for c in base_cpu)
+            out.append(f"| ({key}) | default | {by_round} | {_f(base_median, 3)} | | |")
+            for t in variants:
+                cpu = _round_cpu(t, key)
+                ok = [c for c in cpu if c is not None]
+                med = median(ok) if ok else None
+                diffs = [
+                    v - b for v, b in zip(cpu, base_cpu, strict=False) if v is not None and b is not None
+                ]
+                added = median(diffs) if diffs else None
+                added_txt = "-" if added is None else f"{added:+.3f}"
+                if added is not None and t["gateway"].startswith("anygate-teams-"):
+                    ok_added = added <= TEAMS_ADDED_CPU_BUDGET_MS
+                    added_txt += f" ({'ok' if ok_added else 'OVER'} ≤ {TEAMS_ADDED_CPU_BUDGET_MS:g})"
+                ratio = f"{med / base_median:.3f}x" if med and base_median else "-"
+                variant = t["gateway"].removeprefix("anygate-")
+                by_round = " / ".join(_f(c, 3) for c in cpu)
+                out.append(f"| ({key}) | {variant} | {by_round} | {_f(med, 3)} | {added_txt} | {ratio} |")
+        out.append("")
     return out
 
 

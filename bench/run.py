@@ -10,6 +10,11 @@ upstream, checks one request per scenario, then per scenario runs wrk for --warm
 opens --streams slow streams at once and records peak RSS and how every stream ended. The direct-upstream
 baseline runs the same scenarios straight against the fake upstream.
 
+With --rounds N every gateway is started once and the scenarios run N times, alternating the
+gateways scenario by scenario (a on each, then b on each, ...), so variants measured on a shared, noisy
+machine are compared within the same minute; the report gives each figure's rounds and median and, for
+variants of anygate, the CPU they add over the default anygate.
+
 Results: bench/results/latest.json, bench/results/latest.md (ready to paste into BENCHMARKS.md) and
 bench/results/chart.png; logs and generated configs of the run in bench/results/runs/<timestamp>/.
 Everything runs on loopback and every loop is bounded by count and time.
@@ -27,7 +32,14 @@ from pathlib import Path
 from typing import Any
 
 from bench import chart, procstat, report
-from bench.gateways import OBSERVABILITY_VARIANTS, Anygate, Gateway, LiteLLM, tool_versions
+from bench.gateways import (
+    OBSERVABILITY_VARIANTS,
+    TEAMS_VARIANTS,
+    Anygate,
+    Gateway,
+    LiteLLM,
+    tool_versions,
+)
 from bench.loadgen import LoadResult, run_wrk
 from bench.payloads import encode
 from bench.procs import Server, raise_nofile_limit
@@ -39,6 +51,8 @@ from bench.validate import check_request
 RESULTS = Path(__file__).resolve().parent / "results"
 ALL_SCENARIOS = "abcdefghijk"
 DEFAULT_SCENARIOS = "abcdehi"
+TEAMS_SETTLE_S = 1.6
+"""Past the spend ledger's 1 s write interval and the cache's 0.5 s sync (the defaults the variants run)."""
 
 
 @dataclass
@@ -50,6 +64,10 @@ class Settings:
     streams: int
     out_dir: Path
     run_dir: Path
+    rounds: int = 1
+    settle_s: float = 0.0
+    """Seconds the gateway's CPU is still counted after wrk stops (and waited after the warm-up), so the
+    spend written in the background for a run's requests is charged to that run, not to the next."""
 
 
 @dataclass
@@ -75,14 +93,23 @@ def _measured_run(
     expect: str,
     gateway: Server | None,
     upstream: Server,
+    key_file: Path | None = None,
+    settle_s: float = 0.0,
 ) -> dict[str, Any]:
-    """One wrk run with the CPU of the gateway's and the upstream's process trees and the gateway's RSS."""
+    """One wrk run with the CPU of the gateway's and the upstream's process trees and the gateway's RSS.
+
+    `settle_s`: seconds to keep counting the gateway's CPU after wrk stopped (its background work for
+    the run's requests: the teams' batched spend write and cache sync)."""
     watched = gateway or upstream
     up_cpu0 = procstat.cpu_seconds(upstream.pid)
     gw_cpu0 = procstat.cpu_seconds(watched.pid)
     busy0 = procstat.machine_busy_seconds()
     with procstat.RssSampler(watched.pid) as rss:
-        result: LoadResult = run_wrk(url, body_file, headers, connections, duration_s, expect)
+        result: LoadResult = run_wrk(
+            url, body_file, headers, connections, duration_s, expect, key_file=key_file
+        )
+        settled = settle_s if gateway is not None else 0.0
+        time.sleep(settled)
     gw_cpu = procstat.cpu_seconds(watched.pid) - gw_cpu0
     up_cpu = procstat.cpu_seconds(upstream.pid) - up_cpu0
     busy = procstat.machine_busy_seconds() - busy0
@@ -95,7 +122,9 @@ def _measured_run(
         "upstream_cpu_ms_per_req": up_cpu * 1000 / n,
         "peak_rss_mb": rss.peak / 2**20,
         # Cores' worth of CPU used by other processes during the run (0 on a quiet machine).
-        "background_cores": max(0.0, busy - ours) / result.duration_s if result.duration_s else 0.0,
+        "background_cores": max(0.0, busy - ours) / (result.duration_s + settled)
+        if result.duration_s
+        else 0.0,
     }
 
 
@@ -103,12 +132,16 @@ def _run_scenario(
     sc: Scenario, target: Target, gateway: Server | None, upstream: Server, st: Settings
 ) -> dict[str, Any]:
     result: dict[str, Any] = {}
+    key_file = target.gateway.key_file if target.gateway is not None else None
     if gateway is None:
         url = f"http://127.0.0.1:{upstream.port}{sc.direct_path}"
         body, headers, expect = encode(sc.direct_body), sc.direct_headers, sc.direct_expect
     else:
         url = f"http://127.0.0.1:{gateway.port}/v1/messages{sc.query}"
         body, headers, expect = encode(sc.body), sc.headers, sc.expect
+        if key_file is not None:  # checked with the first virtual key; wrk then rotates through all
+            first_key = key_file.read_text().split("\n", 1)[0]
+            headers = {**headers, "x-api-key": first_key}
         check = check_request(url, body, headers, sc.stream, thinking=sc.thinking, usage=sc.usage)
         result["check"] = {"ok": check.ok, "problem": check.problem, "status": check.status}
         if not check.ok:
@@ -120,14 +153,28 @@ def _run_scenario(
     body_file.parent.mkdir(parents=True, exist_ok=True)
     body_file.write_bytes(body)
     if st.warmup_s > 0:
-        run_wrk(url, body_file, headers, st.connections, st.warmup_s, expect)
-    result["c1"] = _measured_run(url, body_file, headers, 1, st.duration_s, expect, gateway, upstream)
+        run_wrk(url, body_file, headers, st.connections, st.warmup_s, expect, key_file=key_file)
+        if gateway is not None:
+            time.sleep(st.settle_s)
+    result["c1"] = _measured_run(
+        url, body_file, headers, 1, st.duration_s, expect, gateway, upstream, key_file, st.settle_s
+    )
     result["cN"] = _measured_run(
-        url, body_file, headers, st.connections, st.duration_s, expect, gateway, upstream
+        url,
+        body_file,
+        headers,
+        st.connections,
+        st.duration_s,
+        expect,
+        gateway,
+        upstream,
+        key_file,
+        st.settle_s,
     )
     c1, cn = result["c1"], result["cN"]
     log(
-        f"  ({sc.key}) p50 {c1['p50_ms']:.3f} ms  p99 {c1['p99_ms']:.3f} ms @1 | {cn['rps']:.0f} req/s "
+        f"  {target.label} ({sc.key}) p50 {c1['p50_ms']:.3f} ms  p99 {c1['p99_ms']:.3f} ms @1 | "
+        f"{cn['rps']:.0f} req/s "
         f"@{st.connections}  CPU {cn['cpu_ms_per_req']:.3f} ms/req  RSS {cn['peak_rss_mb']:.0f} MB  "
         f"errors {c1['errors'] + cn['errors']}  (wrk {cn['loadgen_core_share']:.0%} of a core, "
         f"upstream {cn['upstream_cpu_ms_per_req']:.3f} ms/req)"
@@ -161,45 +208,112 @@ def _run_slow_streams(gateway: Server, st: Settings) -> dict[str, Any]:
     return out
 
 
+def start_target(target: Target, upstream: Server, st: Settings) -> tuple[bool, Server | None]:
+    """Start the target's gateway (None for the direct upstream); False, recorded, if it cannot start."""
+    if target.gateway is None:
+        return True, None
+    try:
+        started = time.monotonic()
+        server = target.gateway.start(st.run_dir, upstream.port, target.workers, models_used(st.scenarios))
+        target.results["startup_s"] = time.monotonic() - started
+        target.results["idle_rss_mb"] = procstat.rss_bytes(server.pid) / 2**20
+        return True, server
+    except Exception as exc:
+        target.results["error"] = str(exc)
+        log(f"  {target.label} cannot start: {exc}")
+        _cleanup(target)
+        return False, None
+
+
+def stop_target(target: Target, server: Server | None) -> None:
+    try:
+        if server is not None:
+            if server.proc.poll() is not None:
+                target.results["error"] = (
+                    f"exited with code {server.proc.returncode}: {server.log_tail(1500)}"
+                )
+            server.stop()
+            target.results["log"] = str(server.log_path)
+    finally:
+        _cleanup(target)
+
+
+def _cleanup(target: Target) -> None:
+    if target.gateway is not None:
+        try:
+            target.gateway.cleanup()
+        except Exception as exc:
+            log(f"  cleanup after {target.label} failed: {exc}")
+
+
+def _run_key(key: str, target: Target, server: Server | None, upstream: Server, st: Settings) -> None:
+    """Run scenario `key` on a started target and record it (under "rounds" when there are several)."""
+    scenarios = load_scenarios()
+    if key in scenarios:
+        try:
+            result = _run_scenario(scenarios[key], target, server, upstream, st)
+        except Exception as exc:
+            result = {"error": repr(exc)}
+            log(f"  {target.label} ({key}) failed: {exc!r}")
+        if st.rounds > 1:
+            target.results.setdefault("rounds", {}).setdefault(key, []).append(result)
+        else:
+            target.results.setdefault("scenarios", {})[key] = result
+    elif key == "e" and server is not None and "slow_streams" not in target.results:
+        try:
+            target.results["slow_streams"] = _run_slow_streams(server, st)
+        except Exception as exc:
+            target.results["slow_streams"] = {"error": repr(exc)}
+            log(f"  {target.label} (e) failed: {exc!r}")
+
+
 def run_target(target: Target, upstream: Server, st: Settings) -> None:
     """Run every selected scenario against one target; failures are recorded, not raised."""
     log(f"== {target.label} ==")
-    server: Server | None = None
-    if target.gateway is not None:
-        try:
-            started = time.monotonic()
-            server = target.gateway.start(
-                st.run_dir, upstream.port, target.workers, models_used(st.scenarios)
-            )
-            target.results["startup_s"] = time.monotonic() - started
-            target.results["idle_rss_mb"] = procstat.rss_bytes(server.pid) / 2**20
-        except Exception as exc:
-            target.results["error"] = str(exc)
-            log(f"  cannot start: {exc}")
-            return
+    ok, server = start_target(target, upstream, st)
+    if not ok:
+        return
     try:
-        scenarios = load_scenarios()
         for key in st.scenarios:
-            if key in scenarios:
-                try:
-                    target.results.setdefault("scenarios", {})[key] = _run_scenario(
-                        scenarios[key], target, server, upstream, st
-                    )
-                except Exception as exc:
-                    target.results.setdefault("scenarios", {})[key] = {"error": repr(exc)}
-                    log(f"  ({key}) failed: {exc!r}")
-            elif key == "e" and server is not None:
-                try:
-                    target.results["slow_streams"] = _run_slow_streams(server, st)
-                except Exception as exc:
-                    target.results["slow_streams"] = {"error": repr(exc)}
-                    log(f"  (e) failed: {exc!r}")
-        if server is not None and server.proc.poll() is not None:
-            target.results["error"] = f"exited with code {server.proc.returncode}: {server.log_tail(1500)}"
+            _run_key(key, target, server, upstream, st)
     finally:
-        if server is not None:
-            server.stop()
-            target.results["log"] = str(server.log_path)
+        stop_target(target, server)
+
+
+def run_rounds(targets: list[Target], upstream: Server, st: Settings) -> None:
+    """Start every target, then run each scenario on each target in turn, `st.rounds` times over.
+
+    Why: on a shared machine the background load moves from minute to minute, so two variants measured
+    ten minutes apart differ by more than what one of them adds; alternating them scenario by scenario
+    and taking medians over rounds keeps the comparison within the same minute. Scenario (e) runs in the
+    first round only.
+    """
+    running: list[tuple[Target, Server | None]] = []
+    try:
+        for target in targets:
+            log(f"== starting {target.label} ==")
+            ok, server = start_target(target, upstream, st)
+            if ok:
+                running.append((target, server))
+        for index in range(st.rounds):
+            log(f"== round {index + 1} of {st.rounds} ==")
+            for key in st.scenarios:
+                for target, server in running:
+                    _run_key(key, target, server, upstream, st)
+    finally:
+        for target, server in running:
+            stop_target(target, server)
+    for target, _ in running:
+        pick_medians(target.results)
+
+
+def pick_medians(results: dict[str, Any]) -> None:
+    """Each scenario's figures become those of its median round by CPU per request (the lower one of
+    an even count); the rounds stay in results["rounds"]."""
+    for key, rounds in results.get("rounds", {}).items():
+        measured = sorted((r for r in rounds if "cN" in r), key=lambda r: r["cN"]["cpu_ms_per_req"])
+        chosen = measured[(len(measured) - 1) // 2] if measured else rounds[-1]
+        results.setdefault("scenarios", {})[key] = chosen
 
 
 def machine_info() -> dict[str, str]:
@@ -260,11 +374,29 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="also run anygate variants, comma-separated: "
         + "; ".join(f"{k}: {v}" for k, v in OBSERVABILITY_VARIANTS.items()),
     )
+    p.add_argument(
+        "--teams",
+        default="",
+        help="also run anygate with teams on and virtual keys, comma-separated: "
+        + "; ".join(f"{k}: {v}" for k, v in TEAMS_VARIANTS.items()),
+    )
+    p.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="start every gateway once and run the scenarios this many times, alternating the "
+        "gateways scenario by scenario; medians are reported (default: 1)",
+    )
     p.add_argument("--out", type=Path, default=RESULTS, help="results directory (default: bench/results)")
     args = p.parse_args(argv)
     args.observability = [v.strip() for v in args.observability.split(",") if v.strip()]
     if set(args.observability) - set(OBSERVABILITY_VARIANTS):
         p.error(f"--observability takes {', '.join(OBSERVABILITY_VARIANTS)}")
+    args.teams = [v.strip() for v in args.teams.split(",") if v.strip()]
+    if set(args.teams) - set(TEAMS_VARIANTS):
+        p.error(f"--teams takes {', '.join(TEAMS_VARIANTS)}")
+    if not 1 <= args.rounds <= 20:
+        p.error("--rounds must be 1-20")
     args.scenarios = "".join(c for c in args.scenarios.lower() if c in ALL_SCENARIOS)
     args.workers = [int(w) for w in str(args.workers).split(",") if w.strip()]
     if not args.scenarios or not args.workers or min(args.workers) < 1:
@@ -282,7 +414,16 @@ def main(argv: list[str] | None = None) -> int:
     run_dir = out_dir / "runs" / stamp
     run_dir.mkdir(parents=True, exist_ok=True)
     st = Settings(
-        args.scenarios, args.duration, args.warmup, args.connections, args.streams, out_dir, run_dir
+        args.scenarios,
+        args.duration,
+        args.warmup,
+        args.connections,
+        args.streams,
+        out_dir,
+        run_dir,
+        rounds=args.rounds,
+        # Teams write spend every second and sync the cache every half second: count that in the run.
+        settle_s=TEAMS_SETTLE_S if args.teams else 0.0,
     )
 
     targets: list[Target] = []
@@ -293,6 +434,9 @@ def main(argv: list[str] | None = None) -> int:
             targets.append(Target(f"anygate-w{workers}", workers, Anygate()))
             for variant in args.observability:
                 targets.append(Target(f"anygate-{variant}-w{workers}", workers, Anygate(variant)))
+            for variant in args.teams:
+                label = f"anygate-teams-{variant}-w{workers}"
+                targets.append(Target(label, workers, Anygate(f"teams-{variant}")))
         if args.compare_litellm:
             targets.append(Target(f"litellm-w{workers}", workers, LiteLLM()))
 
@@ -301,8 +445,11 @@ def main(argv: list[str] | None = None) -> int:
     upstream = start_upstream(run_dir)
     log(f"fake upstream (nginx) on 127.0.0.1:{upstream.port}")
     try:
-        for target in targets:
-            run_target(target, upstream, st)
+        if st.rounds > 1:
+            run_rounds(targets, upstream, st)
+        else:
+            for target in targets:
+                run_target(target, upstream, st)
     finally:
         upstream.stop()
 
@@ -317,6 +464,8 @@ def main(argv: list[str] | None = None) -> int:
             "connections": st.connections,
             "streams": st.streams,
             "workers": args.workers,
+            "rounds": st.rounds,
+            "settle_s": st.settle_s,
         },
         "targets": [
             {

@@ -1,80 +1,115 @@
-"""CPU the teams hook adds to a request, with 10,000 keys in the database (SQLite).
+"""CPU the teams hook adds to a request, in-process, with 10,000 keys in the database.
 
-Runs the hook's three stages (authenticate, admit, completed) in-process for a virtual key with and
-without limits, then the ledger's batched write of those requests, and prints CPU milliseconds per
-request. The HTTP path is the same with or without teams, so this is the added cost; it does not replace
-a wrk run of the small-request scenarios.
+The same keys as the HTTP benchmark's `--teams` variants (`bench/teams_keys.py`: each key with an rpm
+limit and a budget, in teams with budgets), and requests rotating through all of them. Each round runs
+`--batch` requests through the hook's three stages (authenticate, admit, completed), then the ledger's
+batched spend write of those requests and a cache sync, as the background tasks would after a second
+at that rate. Prints CPU microseconds per request of each part (process CPU: the SQLite thread counts).
 
-    .venv/bin/python -m bench.teams_overhead
+What this leaves out, and the HTTP benchmark includes: the collector's work on the buffered rows, and
+the background work running beside a busy event loop instead of after it. With Redis the requests here
+are admitted one after the other (a script call each); under concurrent load they share calls.
+
+    .venv/bin/python -m bench.teams_overhead                       # SQLite
+    .venv/bin/python -m bench.teams_overhead --backend postgres-redis
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import statistics
 import tempfile
 import time
-
-import sqlalchemy as sa
+import uuid
 
 from anygate.config import parse_config
 from anygate.hooks import RequestRecord, Usage
-from anygate.teams import schema
 from anygate.teams.hook import TeamsHook
-from anygate.teams.records import hash_key
+from bench import teams_keys
 
-KEYS = 10_000
-REQUESTS = 20_000
+POSTGRES = "postgresql://postgres@127.0.0.1:5432"
+REDIS = "redis://127.0.0.1:6379/0"
 
 
-async def main() -> None:
-    folder = tempfile.mkdtemp()
+async def measure(backend: str, batch: int, rounds: int) -> dict[str, list[float]]:
+    run = uuid.uuid4().hex[:10]
+    redis = ""
+    if backend == "sqlite":
+        url = f"sqlite:///{tempfile.mkdtemp()}/anygate.db"
+    else:
+        url = f"{POSTGRES}/anygate_bench_{run}"
+        redis = f", redis_url: '{REDIS}', redis_key_prefix: 'anygate-bench:{run}:'"
+    await teams_keys.seed(url)
     config = parse_config(
         f"""
 model_list:
-  - model_name: m
-    litellm_params: {{model: mock/claude}}
-general_settings:
-  master_key: sk-bench-master
-  database_url: sqlite:///{folder}/anygate.db
+  - model_name: bench-openai
+    litellm_params: {{model: openai/gpt-4o-mini, api_key: sk-unused}}
+general_settings: {{master_key: sk-bench-master, database_url: '{url}'{redis},
+                   proxy_batch_write_at: 3600, key_sync_interval: 3600}}
 """
     )
-    assert config.general.database_url is not None
-    hook = TeamsHook(config, config.general.database_url)
+    hook = TeamsHook(config, url)
     await hook.start()
-    rows = [
-        {"token": hash_key(f"sk-key-{i:06d}"), "key_name": "sk-...", "models": [], "metadata": {},
-         "spend": 0.0,
-         "blocked": False, "created_at": 1.0, "updated_at": 1.0, "revision": 1,
-         "rpm_limit": 10**9 if i % 2 else None, "max_budget": 1e9 if i % 2 else None}
-        for i in range(KEYS)
-    ]  # fmt: skip
-    async with hook.store.engine.begin() as conn:
-        await conn.execute(sa.insert(schema.keys), rows)
-        await conn.execute(sa.update(schema.meta).where(schema.meta.c.name == "revision").values(value=1))
-    await hook.sync()
-    print(f"{len(hook.directory.keys)} keys cached")
-    for limited in (False, True):
-        headers = {"x-api-key": f"sk-key-{1 if limited else 2:06d}"}
-        started = time.process_time()
-        for i in range(REQUESTS):
-            principal = await hook.authenticate(headers)
-            assert principal is not None
-            record = RequestRecord(f"req_{limited}_{i}", "messages", principal, headers, model="m")
-            await hook.admit(record)
-            record.deployment_id, record.provider, record.usage = "m#0", "mock", Usage(10, 20)
-            record.ended, record.outcome, record.status = record.started + 0.01, "ok", 200
-            hook.completed(record)
-        stages = (time.process_time() - started) / REQUESTS * 1000
-        started = time.process_time()
-        await hook.ledger.flush()
-        write = (time.process_time() - started) / REQUESTS * 1000
-        label = "key with rpm and budget" if limited else "key without limits"
-        print(
-            f"{label}: hook {stages:.4f} ms + batched write {write:.4f} ms"
-            f" = {stages + write:.4f} ms CPU/request"
-        )
-    await hook.aclose()
+    keys = [teams_keys.bench_key(i) for i in range(teams_keys.KEYS)]
+    parts: dict[str, list[float]] = {"hook stages": [], "spend write": [], "cache sync": []}
+    sent = 0
+    try:
+        for index in range(rounds + 1):  # the first round warms up
+            started = time.process_time()
+            for _ in range(batch):
+                headers = {"x-api-key": keys[sent % len(keys)], "anthropic-version": "2023-06-01"}
+                sent += 1
+                principal = await hook.authenticate(headers)
+                assert principal is not None
+                record = RequestRecord(
+                    f"req_{run}_{sent}", "messages", principal, headers, model="bench-openai"
+                )
+                await hook.admit(record)
+                record.deployment_id, record.provider, record.usage = (
+                    "bench-openai#0",
+                    "openai",
+                    Usage(15, 15),
+                )
+                record.ended, record.outcome, record.status = record.started + 0.01, "ok", 200
+                hook.completed(record)
+            stages = time.process_time()
+            assert await hook.ledger.flush()
+            written = time.process_time()
+            await hook.sync()
+            synced = time.process_time()
+            if index:
+                for name, seconds in zip(
+                    parts, (stages - started, written - stages, synced - written), strict=True
+                ):
+                    parts[name].append(seconds / batch * 1e6)
+    finally:
+        await hook.aclose()
+        if backend != "sqlite":
+            await teams_keys.drop(url)
+            await teams_keys.clear_redis(REDIS, f"anygate-bench:{run}:")
+    return parts
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.teams_overhead", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument("--backend", choices=("sqlite", "postgres-redis"), default="sqlite")
+    parser.add_argument("--batch", type=int, default=3000, help="requests per spend write (default 3000)")
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
+    parts = asyncio.run(measure(args.backend, args.batch, args.rounds))
+    medians = {name: statistics.median(values) for name, values in parts.items()}
+    print(
+        f"{args.backend}, {teams_keys.KEYS:,} keys, {args.batch} requests per spend write, "
+        f"median of {args.rounds} rounds:"
+    )
+    for name, value in medians.items():
+        print(f"  {name:12} {value:6.1f} us/request")
+    print(f"  {'total':12} {sum(medians.values()):6.1f} us/request")
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    main()

@@ -6,6 +6,8 @@
 --   BENCH_EXPECT     text every 2xx answer must contain (e.g. "message_stop" for a stream),
 --                    so a stream cut short counts as an error, not as a fast success
 --   BENCH_PATH       request path (default /v1/messages)
+--   BENCH_KEY_FILE   optional: API keys, one a line; each request sends the next one as x-api-key,
+--                    round-robin from the first (the teams variants: keys spread over the key cache)
 -- Why check bodies in Lua: wrk alone counts a truncated 200 stream as a success.
 
 local function read_file(path)
@@ -24,6 +26,22 @@ for line in string.gmatch(os.getenv("BENCH_HEADERS") or "", "[^\n]+") do
   if name then wrk.headers[name] = value end
 end
 local expect = os.getenv("BENCH_EXPECT") or ""
+
+local key_file = os.getenv("BENCH_KEY_FILE") or ""
+if key_file ~= "" then
+  local keys = {}
+  for line in io.lines(key_file) do
+    if line ~= "" then keys[#keys + 1] = line end
+  end
+  assert(#keys > 0, "BENCH_KEY_FILE has no keys")
+  local count, next_key = #keys, 0
+  -- Defined only with a key file: without it wrk sends its pre-built request, as before.
+  function request()
+    next_key = next_key % count + 1
+    wrk.headers["x-api-key"] = keys[next_key]
+    return wrk.format()
+  end
+end
 
 local threads = {}
 function setup(thread)

@@ -95,3 +95,76 @@ async def test_parallel_requests_are_counted_in_redis(redis_server: str, redis_p
     await limiters[0].flush()
     await limiters[1].admit([entity], 1000.0)
     await asyncio.gather(*(limiter.aclose() for limiter in limiters))
+
+
+class _CountedScript:
+    """The limiter's script, counted, and held back until ``go`` is set."""
+
+    def __init__(self, script: object) -> None:
+        self.script = script
+        self.calls = 0
+        self.go = asyncio.Event()
+        self.go.set()
+
+    async def __call__(self, **kwargs: object) -> object:
+        self.calls += 1
+        await self.go.wait()
+        return await self.script(**kwargs)  # type: ignore[operator]
+
+
+def _counted(limiter: RedisLimiter) -> _CountedScript:
+    counted = _CountedScript(limiter._script)
+    limiter._script = counted  # type: ignore[assignment]
+    return counted
+
+
+async def test_concurrent_admissions_share_a_script_call_and_count_in_order(
+    redis_server: str, redis_prefix: str
+) -> None:
+    from redis import asyncio as redis_asyncio
+
+    limiter = RedisLimiter(redis_asyncio.from_url(redis_server), redis_prefix)
+    counted = _counted(limiter)
+    entity = Entity("key", "k", ModelRule([]), rpm_limit=10)
+    at = 60_000.0  # a fixed minute
+    outcomes = await asyncio.gather(*(limiter.admit([entity], at) for _ in range(25)), return_exceptions=True)
+    refused = [o for o in outcomes if isinstance(o, GatewayError)]
+    assert len(outcomes) - len(refused) == 10 and {e.status for e in refused} == {429}
+    assert counted.calls <= 2  # one call for all of them (two if the first went out alone)
+    await limiter.aclose()
+
+
+async def test_an_admission_whose_caller_left_gives_its_parallel_slot_back(
+    redis_server: str, redis_prefix: str
+) -> None:
+    from redis import asyncio as redis_asyncio
+
+    limiter = RedisLimiter(redis_asyncio.from_url(redis_server), redis_prefix, flush_interval=0.01)
+    counted = _counted(limiter)
+    entity = Entity("key", "k", ModelRule([]), max_parallel_requests=1)
+    counted.go.clear()
+    leaving = asyncio.create_task(limiter.admit([entity], 1000.0))
+    while counted.calls == 0:  # the admission is on its way to Redis
+        await asyncio.sleep(0.001)
+    leaving.cancel()
+    counted.go.set()
+    with pytest.raises(asyncio.CancelledError):
+        await leaving
+    # Redis counted the slot; the limiter gives it back with its next call
+    assert await asyncio.wait_for(limiter.admit([entity], 1000.0), 2) is True
+    await limiter.aclose()
+
+
+async def test_requests_are_refused_with_529_while_redis_is_unreachable() -> None:
+    from redis import asyncio as redis_asyncio
+
+    from tests.teams.services import free_port
+
+    client = redis_asyncio.from_url(f"redis://127.0.0.1:{free_port()}/0", socket_connect_timeout=0.5)
+    limiter = RedisLimiter(client, "anygate-test:down:")
+    entity = Entity("key", "k", ModelRule([]), rpm_limit=5)
+    with pytest.raises(GatewayError) as refused:
+        await limiter.admit([entity], 1000.0)
+    assert refused.value.status == 529 and refused.value.error_type == "overloaded_error"
+    assert "127.0.0.1" not in refused.value.message
+    await limiter.aclose()

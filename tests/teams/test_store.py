@@ -22,6 +22,14 @@ def _row(request_id: str, cost: float) -> dict[str, object]:
             "spend": cost, "metadata": {}, "cache_read_input_tokens": 3}  # fmt: skip
 
 
+def _full_row(request_id: str, cost: float) -> dict[str, object]:
+    """Every column, as the teams hook writes a row."""
+    return {**_row(request_id, cost), "key_alias": None, "team_id": None, "user": None, "end_user": None,
+            "session_id": "s1", "model_id": "m#0", "custom_llm_provider": "mock", "prompt_tokens": 10,
+            "completion_tokens": 20, "total_tokens": 30, "cache_creation_input_tokens": 0,
+            "completion_start_time": None, "metadata": {"latency_ms": 1.5, "stream": False}}  # fmt: skip
+
+
 async def test_an_older_database_is_upgraded_on_start(database_url: str) -> None:
     store = Store(create_async_engine(async_url(database_url)))
     assert await store.migrate(target=1) == 0  # a database made by the first schema version
@@ -74,10 +82,10 @@ class _Flaky(Store):
 
     up = False
 
-    async def write_spend(self, logs, deltas):  # type: ignore[no-untyped-def]
+    async def write_spend(self, logs, deltas, *, fresh=False):  # type: ignore[no-untyped-def]
         if not self.up:
             raise ConnectionRefusedError("database is down")
-        await super().write_spend(logs, deltas)
+        await super().write_spend(logs, deltas, fresh=fresh)
 
 
 async def test_the_ledger_keeps_spend_while_the_database_is_down(database_url: str) -> None:
@@ -93,4 +101,81 @@ async def test_the_ledger_keeps_spend_while_the_database_is_down(database_url: s
     assert ledger.pending("key", "k1") == 0.0
     row = await store.get("key", "k1")
     assert row is not None and row["spend"] == 0.25
+    await store.close()
+
+
+class _LostAcknowledgement(Store):
+    """A store whose first spend write commits, then fails as if the acknowledgement was lost."""
+
+    lost = 1
+
+    async def write_spend(self, logs, deltas, *, fresh=False):  # type: ignore[no-untyped-def]
+        counter = await super().write_spend(logs, deltas, fresh=fresh)
+        if self.lost:
+            self.lost -= 1
+            raise ConnectionResetError("connection lost before the commit was acknowledged")
+        return counter
+
+
+async def test_spend_written_but_not_acknowledged_counts_once(database_url: str) -> None:
+    real = await Store.open(database_url)
+    store = _LostAcknowledgement(real.engine)
+    await store.insert("key", _key("k1"))
+    ledger = Ledger(store, interval=60)
+    ledger.add(_full_row("r1", 0.25), 0.25, (("key", "k1"),))
+    assert not await ledger.flush()  # stored, but the ledger cannot know
+    ledger.add(_full_row("r2", 0.5), 0.5, (("key", "k1"),))
+    assert await ledger.flush()  # r1 again with r2: this write checks which rows are new
+    row = await store.get("key", "k1")
+    assert row is not None and row["spend"] == 0.75
+    logs = {log["request_id"]: log for log in await store.spend_logs({}, None, None, 10)}
+    assert sorted(logs) == ["r1", "r2"]
+    assert logs["r1"]["metadata"] == {"latency_ms": 1.5, "stream": False}
+    assert logs["r1"]["session_id"] == "s1" and logs["r1"]["total_tokens"] == 30
+    ledger.add(_full_row("r3", 0.125), 0.125, (("key", "k1"),))
+    assert await ledger.flush()  # back to first attempts
+    row = await store.get("key", "k1")
+    assert row is not None and row["spend"] == 0.875
+    await store.close()
+
+
+async def test_a_cache_does_not_read_back_its_own_spend_but_reads_anothers(database_url: str) -> None:
+    store, other = await Store.open(database_url), await Store.open(database_url)
+    await store.insert("key", _key("k1"))
+    cache = Directory()
+    ledger = Ledger(store, interval=60, on_written=cache.own_spend_written)
+    cache.apply(await store.changes(-1), ledger.pending)
+    cache.apply_spend(*await store.spend_since(-1), ledger.pending)
+    key = cache.keys["k1"]
+    key.spend += 0.25  # what the hook does as a request ends
+    ledger.add(_full_row("r1", 0.25), 0.25, (("key", "k1"),))
+    assert await ledger.flush()
+    assert cache.spend_counter == (await store.counters())["spend"]  # nothing left to read
+    assert key.spend == 0.25
+    await other.write_spend([_full_row("r2", 0.5)], [SpendDelta("r2", 0.5, (("key", "k1"),))])
+    key.spend += 0.125
+    ledger.add(_full_row("r3", 0.125), 0.125, (("key", "k1"),))
+    assert await ledger.flush()  # another write came between: the cache must read
+    assert cache.spend_counter < (await store.counters())["spend"]
+    cache.apply_spend(*await store.spend_since(cache.spend_counter), ledger.pending)
+    assert key.spend == 0.875
+    await store.close()
+    await other.close()
+
+
+async def test_a_large_spend_write_lands_whole(database_url: str) -> None:
+    """Hundreds of rows and keys in one write: SQLite takes them in several multi-row statements."""
+    store = await Store.open(database_url)
+    keys = [f"k{i:03d}" for i in range(150)]
+    async with store.engine.begin() as conn:
+        await conn.execute(sa.insert(schema.keys), [{**_key(key), "revision": 1} for key in keys])
+    rows = [_full_row(f"r{i}", 0.001 * (i % 7 + 1)) for i in range(700)]
+    deltas = [SpendDelta(f"r{i}", 0.001 * (i % 7 + 1), (("key", keys[i % 150]),)) for i in range(700)]
+    await store.write_spend(rows, deltas, fresh=True)
+    stored = {log["request_id"]: log for log in await store.spend_logs({}, None, None, 1000)}
+    assert len(stored) == 700 and stored["r699"]["metadata"] == {"latency_ms": 1.5, "stream": False}
+    for number in (0, 127, 128, 149):
+        expected = sum(d.cost for d in deltas if d.owners[0][1] == keys[number])
+        row = await store.get("key", keys[number])
+        assert row is not None and abs(row["spend"] - expected) < 1e-12
     await store.close()

@@ -82,6 +82,14 @@ class Directory:
                 entity.budget_reset_at = reset_at
         self.spend_counter = max(self.spend_counter, counter)
 
+    def own_spend_written(self, counter: int) -> None:
+        """This process's spend write was stamped ``counter``. When that directly follows the last
+        counter the cache has seen, no other spend change came between, and the cache already holds
+        this one (each request's cost was added to its owners as it ended): the next sync need not
+        read back thousands of rows this process wrote itself."""
+        if counter == self.spend_counter + 1:
+            self.spend_counter = counter
+
     def owners(self, key: Entity) -> list[Entity]:
         """The key, then its team and its user when they exist: every budget and limit that applies."""
         found = [key]

@@ -32,6 +32,8 @@ SESSION_HEADER: Final = "x-claude-code-session-id"
 CALL_TYPE: Final = "anthropic_messages"
 RESET_CHECK_INTERVAL: Final = 5.0
 _TEXT_LIMIT: Final = 255
+SPEND_STATUS: Final = {"ok": "success", "client_gone": "client_gone"}
+"""A request's outcome → the spend row's ``status`` (LiteLLM's values); anything else is a failure."""
 
 
 class TeamsHook(Hook):
@@ -73,7 +75,10 @@ class TeamsHook(Hook):
             store = await Store.open(self.database_url)
             general = self.config.general
             self._ledger = Ledger(
-                store, interval=general.proxy_batch_write_at, keep_rows=not general.disable_spend_logs
+                store,
+                interval=general.proxy_batch_write_at,
+                keep_rows=not general.disable_spend_logs,
+                on_written=self.directory.own_spend_written,
             )
             if self.redis_url:
                 from redis import asyncio as redis_asyncio
@@ -226,9 +231,9 @@ class TeamsHook(Hook):
             "start_time": started,
             "end_time": started + latency,
             "completion_start_time": None if ttft is None else started + ttft,
-            "status": {"ok": "success", "client_gone": "client_gone"}.get(record.outcome or "", "failure"),
+            "status": SPEND_STATUS.get(record.outcome or "", "failure"),
             "status_code": record.status,
-            "day": datetime.fromtimestamp(started, UTC).date().isoformat(),
+            "day": _utc_day(started),
             "metadata": {
                 "latency_ms": round(latency * 1000, 3),
                 "time_to_first_token_ms": None if ttft is None else round(ttft * 1000, 3),
@@ -238,6 +243,18 @@ class TeamsHook(Hook):
                 "user_api_key_alias": principal.metadata.get("key_alias"),
             },
         }
+
+
+_day_cache: list[tuple[int, str]] = [(-1, "")]
+
+
+def _utc_day(at: float) -> str:
+    """``YYYY-MM-DD`` of an epoch time in UTC, formatted once per day (every spend row needs it)."""
+    number = int(at // 86400)
+    cached = _day_cache[0]
+    if cached[0] != number:
+        cached = _day_cache[0] = (number, datetime.fromtimestamp(number * 86400, UTC).date().isoformat())
+    return cached[1]
 
 
 def _named(key: Entity) -> str:

@@ -16,6 +16,7 @@ import asyncio
 import logging
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from typing import Any, Final
 
 from anygate.teams.records import EntityKind
@@ -30,8 +31,17 @@ WARN_EVERY: Final = 30.0
 class Ledger:
     """Buffered spend; :meth:`pending` tells the cache what this process spent that is not written."""
 
-    def __init__(self, store: Store, *, interval: float, keep_rows: bool = True) -> None:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        interval: float,
+        keep_rows: bool = True,
+        on_written: Callable[[int], None] | None = None,
+    ) -> None:
+        """``on_written`` is told the ``spend`` counter value of each successful write."""
         self._store = store
+        self._on_written = on_written
         self._interval = max(interval, 0.01)
         self._keep_rows = keep_rows
         self._rows: list[dict[str, Any]] = []
@@ -40,6 +50,9 @@ class Ledger:
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
         self._last_warning = 0.0
+        self._retrying = False
+        """A write failed since the last success: the buffer may hold rows the database has (an
+        acknowledgement lost), so the next write checks which rows are new."""
         self.written = 0
         self.failures = 0
 
@@ -85,15 +98,17 @@ class Ledger:
             rows, deltas = self._rows, self._deltas
             self._rows, self._deltas = [], []
             try:
-                await self._store.write_spend(rows, deltas)
+                counter = await self._store.write_spend(rows, deltas, fresh=not self._retrying)
             except BaseException as exc:
                 self._rows[:0] = rows
                 self._deltas[:0] = deltas
+                self._retrying = True
                 if not isinstance(exc, Exception):
                     raise  # cancelled mid-write: the batch is back in the buffer for aclose
                 self.failures += 1
                 self._warn(f"could not write spend ({len(deltas)} requests kept for the next try): {exc!r}")
                 return False
+            self._retrying = False
             for delta in deltas:
                 if delta.cost:
                     for owner in delta.owners:
@@ -103,6 +118,8 @@ class Ledger:
                         else:
                             self._pending[owner] = left
             self.written += len(deltas)
+            if self._on_written is not None:
+                self._on_written(counter)
             return True
 
     def _warn(self, message: str) -> None:
