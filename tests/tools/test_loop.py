@@ -247,3 +247,19 @@ async def test_context_management_is_reported_at_the_end() -> None:
         await run_turn(ServerToolTurn(REQUEST, ScriptedTools(), context_management=report), upstream)
     )
     assert message["context_management"] == report
+
+
+async def test_server_tool_ids_stay_unique_when_the_upstream_repeats_its_call_ids() -> None:
+    """Upstreams without call ids (Gemini) get ids derived from the message and the block's index, the
+    same in every call of a turn; each ``server_tool_use`` still gets its own id, and each result
+    answers its own call."""
+    upstream = Upstream(
+        answer(call("lookup", "toolu_msg_0", q="a"), stop="tool_use"),
+        answer(call("lookup", "toolu_msg_0", q="b"), stop="tool_use"),
+        answer(text("done")),
+    )
+    message = accumulate(await run_turn(ServerToolTurn(REQUEST, ScriptedTools()), upstream))
+    uses = [b for b in message["content"] if b["type"] == "server_tool_use"]
+    results = [b for b in message["content"] if b["type"] == "tool_search_tool_result"]
+    assert len({u["id"] for u in uses}) == 2
+    assert [r["tool_use_id"] for r in results] == [u["id"] for u in uses]

@@ -13,3 +13,8 @@ call for fresh random bytes on every request."""
 def new_request_id() -> str:
     """A fresh ``req_…`` id."""
     return f"req_{_REQUEST_IDS.getrandbits(96):024x}"
+
+
+def random_hex(bits: int = 96) -> str:
+    """A fresh random id part in hex (unique, not secret: the same generator as request ids)."""
+    return f"{_REQUEST_IDS.getrandbits(bits):0{bits // 4}x}"

@@ -20,7 +20,6 @@ call in progress (the generator is closed or cancelled at an ``await``).
 from __future__ import annotations
 
 import asyncio
-import secrets
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from contextlib import aclosing
 from dataclasses import dataclass
@@ -28,6 +27,8 @@ from typing import Any, Final, Protocol, TypeVar
 
 from anygate.hooks import Usage
 from anygate.protocol.accumulate import MessageAccumulator
+from anygate.protocol.ids import random_hex
+from anygate.protocol.tools import DIRECT_CALLER
 from anygate.tools.compaction import PAUSE_STOP_REASON, compaction_events, compaction_usage
 
 T = TypeVar("T")
@@ -37,9 +38,6 @@ MAX_ITERATIONS: Final = 10
 
 FORCING_CHOICES: Final = frozenset({"any", "tool"})
 """``tool_choice`` types that make the model call a tool."""
-DIRECT_CALLER: Final = {"type": "direct"}
-"""Who called a server tool: the model itself (Anthropic's ``caller``; programmatic calls are not run)."""
-
 StepEvents = AsyncIterator[dict[str, Any]]
 OpenStep = Callable[[dict[str, Any]], Awaitable[StepEvents]]
 """Starts the upstream call for a request and gives its answer as Anthropic events (retries happen
@@ -119,6 +117,8 @@ class ServerToolTurn:
         self._answered = Usage()
         """Tokens of the answer's calls: the message's top-level usage."""
         self.message = MessageAccumulator()
+        self._ids: set[str] = set()
+        """``server_tool_use`` ids given in this turn."""
         """The client's message so far."""
 
     def first_request(self) -> dict[str, Any]:
@@ -151,8 +151,8 @@ class ServerToolTurn:
                     for item in out:
                         self.message.apply(item)
                         yield item
-            self.usage = _summed(self.usage, outcome.usage)
-            self._answered = _summed(self._answered, outcome.usage)
+            self.usage = self.usage.plus(outcome.usage)
+            self._answered = self._answered.plus(outcome.usage)
             content = self._content()
             stop_reason = outcome.stop_reason
             if outcome.calls and stop_reason != "max_tokens":
@@ -211,7 +211,7 @@ class ServerToolTurn:
                 if block.get("name") in self.toolbox.names:
                     block = {
                         "type": "server_tool_use",
-                        "id": _server_tool_id(block),
+                        "id": self._unique_id(_server_tool_id(block)),
                         "name": block["name"],
                         "input": {},
                         "caller": DIRECT_CALLER,
@@ -253,6 +253,14 @@ class ServerToolTurn:
         if kind == "ping":
             return [event]
         return []  # message_stop: the turn's own ends it
+
+    def _unique_id(self, candidate: str) -> str:
+        """``candidate``, or a fresh id when this turn gave it already: upstreams without call ids
+        (Gemini) get ids derived from the message id and the block's index, which repeat from one
+        upstream call of the turn to the next."""
+        chosen = candidate if candidate not in self._ids else f"srvtoolu_{_fresh_id()}"
+        self._ids.add(chosen)
+        return chosen
 
     def _content(self) -> list[dict[str, Any]]:
         message = self.message.message
@@ -387,19 +395,10 @@ def _server_tool_id(block: dict[str, Any]) -> str:
 
 
 def _fresh_id() -> str:
-    return secrets.token_hex(12)
+    return random_hex()
 
 
 def _citation_key(citation: object) -> object:
     if isinstance(citation, dict):
         return (citation.get("type"), citation.get("url"), citation.get("cited_text"))
     return None
-
-
-def _summed(total: Usage, step: Usage) -> Usage:
-    return Usage(
-        total.input_tokens + step.input_tokens,
-        total.output_tokens + step.output_tokens,
-        total.cache_read_input_tokens + step.cache_read_input_tokens,
-        total.cache_creation_input_tokens + step.cache_creation_input_tokens,
-    )
