@@ -90,6 +90,15 @@ class Usage:
             if isinstance(value, int) and not isinstance(value, bool):
                 setattr(self, name, max(value, 0))
 
+    def plus(self, other: Usage) -> Usage:
+        """The sum of two answers' usage (several upstream calls made one answer)."""
+        return Usage(
+            self.input_tokens + other.input_tokens,
+            self.output_tokens + other.output_tokens,
+            self.cache_read_input_tokens + other.cache_read_input_tokens,
+            self.cache_creation_input_tokens + other.cache_creation_input_tokens,
+        )
+
     @property
     def tokens(self) -> int:
         """Input and output tokens: what ``tpm`` rate limits count."""

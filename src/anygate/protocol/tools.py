@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
+
+DIRECT_CALLER: Final = {"type": "direct"}
+"""The ``caller`` of a server tool the model called itself (the only kind the gateway runs)."""
 
 
 def is_function_tool(tool: object) -> bool:

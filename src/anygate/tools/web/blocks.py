@@ -21,6 +21,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
+from anygate.protocol.tools import DIRECT_CALLER
 from anygate.signing import ThinkingSigner
 from anygate.tools.web.common import WebToolError
 from anygate.tools.web.fetch import PDF_TYPE, FetchedPage
@@ -31,7 +32,6 @@ CITED_TEXT_CHARS: Final = 150
 """Anthropic's ``cited_text`` holds up to 150 characters of the cited content."""
 MAX_TITLE_CHARS: Final = 500
 """A document title sent back by the client may have at most 500 characters (the spec's request type)."""
-DIRECT_CALLER: Final = {"type": "direct"}
 
 WEB_SEARCH_FUNCTION: Final[Mapping[str, Any]] = {
     "name": "web_search",
