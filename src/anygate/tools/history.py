@@ -33,22 +33,29 @@ Render = Callable[[dict[str, Any]], tuple[str, bool]]
 
 def upstream_messages(messages: list[dict[str, Any]], render: Render) -> list[dict[str, Any]]:
     """``messages`` with server-tool calls and results as client-tool calls and results (see the
-    module's docstring); messages without server blocks are kept as they are (the same objects)."""
+    module's docstring); messages without server blocks are kept as they are (the same objects).
+
+    Every request that defers tools passes here (Claude Code's with MCP servers), so the walk is plain
+    loops over validated dicts: no generator or ABC check per block.
+    """
     out: list[dict[str, Any]] = []
     for message in messages:
         content = message.get("content")
-        if not isinstance(content, list):
-            _append(out, message)
-        elif message.get("role") == "assistant":
-            if any(isinstance(b, dict) and b.get("type") in _SPLIT_TYPES for b in content):
-                for part in _split(message, content, render):
-                    _append(out, part)
-            else:
-                _append(out, message)
-        elif any(_holds_reference(b) for b in content):
-            _append(out, {**message, "content": [_without_references(b) for b in content]})
-        else:
-            _append(out, message)
+        if content.__class__ is list:
+            if message.get("role") == "assistant":
+                for block in content:
+                    if block.get("type") in _SPLIT_TYPES:
+                        for part in _split(message, content, render):
+                            _append(out, part)
+                        break
+                else:
+                    _append(out, message)
+                continue
+            for block in content:
+                if block.get("type") == "tool_result" and _holds_reference(block):
+                    message = {**message, "content": [_without_references(b) for b in content]}
+                    break
+        _append(out, message)
     return out
 
 

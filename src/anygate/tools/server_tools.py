@@ -115,8 +115,8 @@ class ServerTools:
 
     def toolbox(self, request: dict[str, Any]) -> RequestTools:
         """The server tools of one request (checked as Anthropic checks them: a 400 when invalid)."""
-        tool_search.check_request(request)
-        return RequestTools(self, request)
+        loaded = tool_search.check_request(request)
+        return RequestTools(self, request, loaded)
 
     @property
     def web_client(self) -> web.WebClient:
@@ -133,8 +133,11 @@ class ServerTools:
 class RequestTools:
     """One request's server tools (a :class:`~anygate.tools.loop.ToolBox`)."""
 
-    def __init__(self, owner: ServerTools, request: dict[str, Any]) -> None:
+    def __init__(self, owner: ServerTools, request: dict[str, Any], loaded: set[str] | None = None) -> None:
         self._owner = owner
+        self._loaded = (request["messages"], loaded) if loaded is not None else None
+        """The tools the request's own conversation loaded (found by the check): a turn's later calls
+        add messages, and are looked at again."""
         self._tools: dict[str, tuple[Kind, dict[str, Any]]] = {}
         for tool in request.get("tools") or ():
             kind = server_tool_kind(tool)
@@ -151,7 +154,11 @@ class RequestTools:
     def upstream_request(self, request: dict[str, Any]) -> dict[str, Any]:
         self._sources = {}
         messages = upstream_messages(request["messages"], self._render)
-        loaded = tool_search.loaded_tool_names(request["messages"])
+        known = self._loaded
+        if known is not None and known[0] is request["messages"]:
+            loaded = known[1]
+        else:
+            loaded = tool_search.loaded_tool_names(request["messages"])
         tools: list[dict[str, Any]] = []
         for tool in tool_search.upstream_tools(request.get("tools") or [], loaded):
             kind = server_tool_kind(tool)

@@ -147,7 +147,7 @@ def tool_search_kind(tool: object) -> Kind | None:
 
 def is_deferred(tool: object) -> bool:
     """Whether a tool definition is marked ``defer_loading: true``."""
-    return isinstance(tool, Mapping) and tool.get("defer_loading") is True
+    return isinstance(tool, dict) and tool.get("defer_loading") is True
 
 
 def deferred_tools(tools: Sequence[Any]) -> list[dict[str, Any]]:
@@ -261,7 +261,7 @@ def render_result_block(block: Mapping[str, Any]) -> str:
 
 def _reference_names(blocks: list[Any]) -> Iterator[str]:
     for block in blocks:
-        if isinstance(block, Mapping) and block.get("type") == "tool_reference":
+        if isinstance(block, dict) and block.get("type") == "tool_reference":
             name = block.get("tool_name")
             if isinstance(name, str):
                 yield name
@@ -269,21 +269,30 @@ def _reference_names(blocks: list[Any]) -> Iterator[str]:
 
 def _references(messages: Sequence[Any]) -> Iterator[str]:
     """Every ``tool_reference`` name in a conversation, in order: inside ``tool_search_tool_result``
-    blocks (server-side search) and inside ``tool_result`` content (a client's own search)."""
+    blocks (server-side search) and inside ``tool_result`` content (a client's own search).
+
+    It reads every block of the conversation on each request that defers tools (Claude Code's with
+    MCP servers), so it tests for ``dict`` (a C check), not the ``Mapping`` ABC: requests are decoded
+    JSON.
+    """
     for message in messages:
-        content = message.get("content") if isinstance(message, Mapping) else None
+        content = message.get("content") if isinstance(message, dict) else None
         if not isinstance(content, list):
             continue
         for block in content:
-            if not isinstance(block, Mapping):
+            if not isinstance(block, dict):
                 continue
-            kind, inner = block.get("type"), block.get("content")
-            if kind == "tool_search_tool_result" and isinstance(inner, Mapping):
-                references = inner.get("tool_references")
-                if isinstance(references, list):
-                    yield from _reference_names(references)
-            elif kind == "tool_result" and isinstance(inner, list):
-                yield from _reference_names(inner)
+            kind = block.get("type")
+            if kind == "tool_result":
+                inner = block.get("content")
+                if isinstance(inner, list):
+                    yield from _reference_names(inner)
+            elif kind == "tool_search_tool_result":
+                inner = block.get("content")
+                if isinstance(inner, dict):
+                    references = inner.get("tool_references")
+                    if isinstance(references, list):
+                        yield from _reference_names(references)
 
 
 def loaded_tool_names(messages: Sequence[Any]) -> set[str]:
@@ -308,13 +317,15 @@ def upstream_tools(tools: Sequence[Any], loaded: Collection[str]) -> list[dict[s
         deferred = is_deferred(tool)
         if deferred and tool.get("name") not in loaded:
             continue
-        stripped = {key: value for key, value in tool.items() if key != "defer_loading"}
-        (found if deferred else always).append(stripped)
+        if "defer_loading" in tool:
+            tool = {key: value for key, value in tool.items() if key != "defer_loading"}
+        (found if deferred else always).append(tool)
     return always + found
 
 
-def check_request(request: Mapping[str, Any]) -> None:
-    """Refuse, with Anthropic's 400, a request whose deferred tools Anthropic's API would refuse.
+def check_request(request: Mapping[str, Any]) -> set[str]:
+    """Refuse, with Anthropic's 400, a request whose deferred tools Anthropic's API would refuse; the
+    names its ``tool_reference`` blocks load (:func:`loaded_tool_names`, found on the way).
 
     Raises:
         GatewayError: 400 ``invalid_request_error`` for every tool deferred, a tool search tool
@@ -322,7 +333,7 @@ def check_request(request: Mapping[str, Any]) -> None:
             ``cache_control``, or a ``tool_reference`` to a tool the request does not define.
     """
     tools = request.get("tools")
-    tools = [tool for tool in tools if isinstance(tool, Mapping)] if isinstance(tools, list) else []
+    tools = [tool for tool in tools if isinstance(tool, dict)] if isinstance(tools, list) else []
     deferred = [tool for tool in tools if is_deferred(tool)]
     if deferred:
         if len(deferred) == len(tools):
@@ -335,11 +346,14 @@ def check_request(request: Mapping[str, Any]) -> None:
         if len(deferred) > MAX_DEFERRED_TOOLS:
             raise invalid_request(TOO_MANY_DEFERRED.format(count=len(deferred), limit=MAX_DEFERRED_TOOLS))
     messages = request.get("messages")
+    loaded: set[str] = set()
     if isinstance(messages, list):
         defined = {tool.get("name") for tool in tools}
         for name in _references(messages):
             if name not in defined:
                 raise invalid_request(UNKNOWN_REFERENCE.format(name=name))
+            loaded.add(name)
+    return loaded
 
 
 # --- the search ----------------------------------------------------------------------------------
