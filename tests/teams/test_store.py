@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any
+
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from anygate.teams import schema
 from anygate.teams.cache import Directory
 from anygate.teams.ledger import Ledger
-from anygate.teams.store import SpendDelta, Store, async_url
+from anygate.teams.store import SpendDelta, SpendRow, Store, async_url
 
 
 def _key(token: str, **extra: object) -> dict[str, object]:
@@ -16,18 +19,18 @@ def _key(token: str, **extra: object) -> dict[str, object]:
             "blocked": False, "created_at": 1.0, "updated_at": 1.0, **extra}  # fmt: skip
 
 
-def _row(request_id: str, cost: float) -> dict[str, object]:
-    return {"request_id": request_id, "call_type": "anthropic_messages", "api_key": "k1", "model": "m",
-            "start_time": 1.0, "end_time": 2.0, "status": "success", "status_code": 200, "day": "1970-01-01",
-            "spend": cost, "metadata": {}, "cache_read_input_tokens": 3}  # fmt: skip
-
-
-def _full_row(request_id: str, cost: float) -> dict[str, object]:
-    """Every column, as the teams hook writes a row."""
-    return {**_row(request_id, cost), "key_alias": None, "team_id": None, "user": None, "end_user": None,
-            "session_id": "s1", "model_id": "m#0", "custom_llm_provider": "mock", "prompt_tokens": 10,
-            "completion_tokens": 20, "total_tokens": 30, "cache_creation_input_tokens": 0,
-            "completion_start_time": None, "metadata": {"latency_ms": 1.5, "stream": False}}  # fmt: skip
+def _row(request_id: str, cost: float, **fields: object) -> SpendRow:
+    """A spend row as the teams hook writes it: every column."""
+    values: dict[str, object] = {
+        "request_id": request_id, "call_type": "anthropic_messages", "api_key": "k1", "key_alias": None,
+        "team_id": None, "user": None, "end_user": None, "session_id": "s1", "model": "m",
+        "model_id": "m#0", "custom_llm_provider": "mock", "prompt_tokens": 10, "completion_tokens": 20,
+        "total_tokens": 30, "spend": cost, "start_time": 1.0, "end_time": 2.0,
+        "completion_start_time": None, "status": "success", "status_code": 200, "day": "1970-01-01",
+        "metadata": '{"latency_ms":1.5,"stream":false}', "cache_read_input_tokens": 3,
+        "cache_creation_input_tokens": 0, **fields,
+    }  # fmt: skip
+    return SpendRow(**values)  # type: ignore[arg-type]
 
 
 async def test_an_older_database_is_upgraded_on_start(database_url: str) -> None:
@@ -38,6 +41,11 @@ async def test_an_older_database_is_upgraded_on_start(database_url: str) -> None
             lambda c: {col["name"] for col in sa.inspect(c).get_columns(schema.SPEND_LOGS)}
         )
     assert "cache_read_input_tokens" not in columns
+    async with store.engine.connect() as conn:
+        before = await conn.run_sync(
+            lambda c: {tuple(i["column_names"]) for i in sa.inspect(c).get_indexes(schema.SPEND_LOGS)}
+        )
+    assert ("api_key",) in before and ("model",) in before and len(before) == 7
     await store.close()
     upgraded = await Store.open(database_url)
     assert (await upgraded.counters())["schema"] == schema.SCHEMA_VERSION
@@ -46,6 +54,15 @@ async def test_an_older_database_is_upgraded_on_start(database_url: str) -> None
             lambda c: {col["name"] for col in sa.inspect(c).get_columns(schema.SPEND_LOGS)}
         )
     assert "cache_read_input_tokens" in columns
+    async with upgraded.engine.connect() as conn:
+        indexes = await conn.run_sync(
+            lambda c: {tuple(i["column_names"]) for i in sa.inspect(c).get_indexes(schema.SPEND_LOGS)}
+        )
+    # Version 1 indexed six more columns one by one; version 3 keeps what reports need.
+    expected = {("start_time",)}
+    if upgraded.dialect == "postgresql":
+        expected.add(("api_key", "start_time"))
+    assert indexes == expected
     assert await upgraded.migrate() == schema.SCHEMA_VERSION  # nothing left to do
     await upgraded.close()
 
@@ -82,10 +99,10 @@ class _Flaky(Store):
 
     up = False
 
-    async def write_spend(self, logs, deltas, *, fresh=False):  # type: ignore[no-untyped-def]
+    async def write_spend(self, logs, deltas, **options):  # type: ignore[no-untyped-def]
         if not self.up:
             raise ConnectionRefusedError("database is down")
-        await super().write_spend(logs, deltas, fresh=fresh)
+        return await super().write_spend(logs, deltas, **options)
 
 
 async def test_the_ledger_keeps_spend_while_the_database_is_down(database_url: str) -> None:
@@ -109,8 +126,8 @@ class _LostAcknowledgement(Store):
 
     lost = 1
 
-    async def write_spend(self, logs, deltas, *, fresh=False):  # type: ignore[no-untyped-def]
-        counter = await super().write_spend(logs, deltas, fresh=fresh)
+    async def write_spend(self, logs, deltas, **options):  # type: ignore[no-untyped-def]
+        counter = await super().write_spend(logs, deltas, **options)
         if self.lost:
             self.lost -= 1
             raise ConnectionResetError("connection lost before the commit was acknowledged")
@@ -122,9 +139,9 @@ async def test_spend_written_but_not_acknowledged_counts_once(database_url: str)
     store = _LostAcknowledgement(real.engine)
     await store.insert("key", _key("k1"))
     ledger = Ledger(store, interval=60)
-    ledger.add(_full_row("r1", 0.25), 0.25, (("key", "k1"),))
+    ledger.add(_row("r1", 0.25), 0.25, (("key", "k1"),))
     assert not await ledger.flush()  # stored, but the ledger cannot know
-    ledger.add(_full_row("r2", 0.5), 0.5, (("key", "k1"),))
+    ledger.add(_row("r2", 0.5), 0.5, (("key", "k1"),))
     assert await ledger.flush()  # r1 again with r2: this write checks which rows are new
     row = await store.get("key", "k1")
     assert row is not None and row["spend"] == 0.75
@@ -132,7 +149,7 @@ async def test_spend_written_but_not_acknowledged_counts_once(database_url: str)
     assert sorted(logs) == ["r1", "r2"]
     assert logs["r1"]["metadata"] == {"latency_ms": 1.5, "stream": False}
     assert logs["r1"]["session_id"] == "s1" and logs["r1"]["total_tokens"] == 30
-    ledger.add(_full_row("r3", 0.125), 0.125, (("key", "k1"),))
+    ledger.add(_row("r3", 0.125), 0.125, (("key", "k1"),))
     assert await ledger.flush()  # back to first attempts
     row = await store.get("key", "k1")
     assert row is not None and row["spend"] == 0.875
@@ -148,13 +165,13 @@ async def test_a_cache_does_not_read_back_its_own_spend_but_reads_anothers(datab
     cache.apply_spend(*await store.spend_since(-1), ledger.pending)
     key = cache.keys["k1"]
     key.spend += 0.25  # what the hook does as a request ends
-    ledger.add(_full_row("r1", 0.25), 0.25, (("key", "k1"),))
+    ledger.add(_row("r1", 0.25), 0.25, (("key", "k1"),))
     assert await ledger.flush()
     assert cache.spend_counter == (await store.counters())["spend"]  # nothing left to read
     assert key.spend == 0.25
-    await other.write_spend([_full_row("r2", 0.5)], [SpendDelta("r2", 0.5, (("key", "k1"),))])
+    await other.write_spend([_row("r2", 0.5)], [SpendDelta("r2", 0.5, (("key", "k1"),))])
     key.spend += 0.125
-    ledger.add(_full_row("r3", 0.125), 0.125, (("key", "k1"),))
+    ledger.add(_row("r3", 0.125), 0.125, (("key", "k1"),))
     assert await ledger.flush()  # another write came between: the cache must read
     assert cache.spend_counter < (await store.counters())["spend"]
     cache.apply_spend(*await store.spend_since(cache.spend_counter), ledger.pending)
@@ -169,7 +186,7 @@ async def test_a_large_spend_write_lands_whole(database_url: str) -> None:
     keys = [f"k{i:03d}" for i in range(150)]
     async with store.engine.begin() as conn:
         await conn.execute(sa.insert(schema.keys), [{**_key(key), "revision": 1} for key in keys])
-    rows = [_full_row(f"r{i}", 0.001 * (i % 7 + 1)) for i in range(700)]
+    rows = [_row(f"r{i}", 0.001 * (i % 7 + 1)) for i in range(700)]
     deltas = [SpendDelta(f"r{i}", 0.001 * (i % 7 + 1), (("key", keys[i % 150]),)) for i in range(700)]
     await store.write_spend(rows, deltas, fresh=True)
     stored = {log["request_id"]: log for log in await store.spend_logs({}, None, None, 1000)}
@@ -178,4 +195,44 @@ async def test_a_large_spend_write_lands_whole(database_url: str) -> None:
         expected = sum(d.cost for d in deltas if d.owners[0][1] == keys[number])
         row = await store.get("key", keys[number])
         assert row is not None and abs(row["spend"] - expected) < 1e-12
+    await store.close()
+
+
+class _Held(Store):
+    """A store whose spend write waits for ``release``, then fails while ``fail`` is set."""
+
+    fail = True
+
+    def __init__(self, engine: Any) -> None:
+        super().__init__(engine)
+        self.started, self.release = asyncio.Event(), asyncio.Event()
+
+    async def write_spend(self, logs, deltas, **options):  # type: ignore[no-untyped-def]
+        self.started.set()
+        await self.release.wait()
+        if self.fail:
+            raise ConnectionResetError("the database went away mid-write")
+        return await super().write_spend(logs, deltas, **options)
+
+
+async def test_spend_being_written_still_counts_as_pending(database_url: str) -> None:
+    """While a write is in flight, the cache must still see its costs (a sync in between adds the
+    ledger's pending spend to what the database says); after a failure they are buffered again."""
+    real = await Store.open(database_url)
+    store = _Held(real.engine)
+    await store.insert("key", _key("k1"))
+    ledger = Ledger(store, interval=60)
+    ledger.add(_row("r1", 0.25), 0.25, (("key", "k1"), ("team", "t1")))
+    writing = asyncio.create_task(ledger.flush())
+    await store.started.wait()
+    ledger.add(_row("r2", 0.5), 0.5, (("key", "k1"),))
+    assert ledger.pending("key", "k1") == 0.75 and ledger.pending("team", "t1") == 0.25
+    store.release.set()
+    assert not await writing
+    assert ledger.pending("key", "k1") == 0.75 and ledger.buffered == 2
+    store.fail = False
+    assert await ledger.flush()
+    assert ledger.pending("key", "k1") == 0.0 and ledger.pending("team", "t1") == 0.0
+    row = await store.get("key", "k1")
+    assert row is not None and row["spend"] == 0.75
     await store.close()

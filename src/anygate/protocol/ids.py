@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import time
 from typing import Final
 
 _REQUEST_IDS: Final = random.Random()
@@ -11,8 +12,12 @@ call for fresh random bytes on every request."""
 
 
 def new_request_id() -> str:
-    """A fresh ``req_…`` id."""
-    return f"req_{_REQUEST_IDS.getrandbits(96):024x}"
+    """A fresh ``req_…`` id: 24 hex digits, the time in milliseconds (11 digits) and 52 random bits.
+
+    Time first, so ids sort by when requests arrived and every index keyed by request id (the spend
+    rows' primary key) grows at its end: random ids land all over such an index, and in SQLite each of
+    them dirtied a page of its own, about 25 µs per spend row once the table held 200,000 rows."""
+    return f"req_{time.time_ns() // 1_000_000:011x}{_REQUEST_IDS.getrandbits(52):013x}"
 
 
 def random_hex(bits: int = 96) -> str:

@@ -12,7 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from anygate.teams.records import ADMIN_ROLE, Entity, EntityKind, ModelRule
+from anygate.hooks import Principal
+from anygate.teams.records import ADMIN_ROLE, VIRTUAL_KEY, Entity, EntityKind, ModelRule
 from anygate.teams.store import PRIMARY, Changes
 
 
@@ -59,15 +60,52 @@ class Directory:
 
     def apply(self, changes: Changes, pending: Callable[[EntityKind, str], float]) -> None:
         """Take changed rows and deletions; ``pending`` is this process's spend not yet written."""
+        changed_keys: list[Entity] = []
+        changed_owners: set[tuple[EntityKind, str]] = set()
         for kind, rows in changes.rows.items():
             table = self.entities[kind]
             for row in rows:
                 entity = entity_from_row(kind, row)
                 entity.spend += pending(kind, entity.id)
                 table[entity.id] = entity
+                if kind == "key":
+                    changed_keys.append(entity)
+                else:
+                    changed_owners.add((kind, entity.id))
         for kind, entity_id in changes.deleted:
             self.entities[kind].pop(entity_id, None)
+            if kind != "key":
+                changed_owners.add((kind, entity_id))
+        if changed_owners:
+            changed_keys.extend(
+                key
+                for key in self.keys.values()
+                if ("team", key.team_id) in changed_owners or ("user", key.user_id) in changed_owners
+            )
+        for key in changed_keys:
+            self.link(key)
         self.revision = max(self.revision, changes.revision)
+
+    def link(self, key: Entity) -> None:
+        """Set a key's owners and its principal from the cached team and user (every change to the
+        key, a team or a user relinks, so requests read them ready-made)."""
+        found = [key]
+        team = self.teams.get(key.team_id) if key.team_id is not None else None
+        if team is not None:
+            found.append(team)
+        user = self.users.get(key.user_id) if key.user_id is not None else None
+        if user is not None:
+            found.append(user)
+        key.owners = tuple(found)
+        key.limited_owners = tuple(entity for entity in found if entity.limited)
+        key.owner_ids = tuple((entity.kind, entity.id) for entity in found)
+        key.principal = Principal(
+            VIRTUAL_KEY,
+            key_id=key.id,
+            user_id=key.user_id,
+            team_id=key.team_id,
+            metadata={"key_alias": key.alias, "admin": bool(user and user.admin)},
+        )
 
     def apply_spend(
         self,
@@ -89,16 +127,3 @@ class Directory:
         read back thousands of rows this process wrote itself."""
         if counter == self.spend_counter + 1:
             self.spend_counter = counter
-
-    def owners(self, key: Entity) -> list[Entity]:
-        """The key, then its team and its user when they exist: every budget and limit that applies."""
-        found = [key]
-        if key.team_id is not None:
-            team = self.teams.get(key.team_id)
-            if team is not None:
-                found.append(team)
-        if key.user_id is not None:
-            user = self.users.get(key.user_id)
-            if user is not None:
-                found.append(user)
-        return found

@@ -17,10 +17,10 @@ import logging
 import time
 from collections import defaultdict
 from collections.abc import Callable
-from typing import Any, Final
+from typing import Final
 
 from anygate.teams.records import EntityKind
-from anygate.teams.store import SpendDelta, Store
+from anygate.teams.store import SpendDelta, SpendRow, Store
 
 log = logging.getLogger("anygate.teams")
 
@@ -44,9 +44,12 @@ class Ledger:
         self._on_written = on_written
         self._interval = max(interval, 0.01)
         self._keep_rows = keep_rows
-        self._rows: list[dict[str, Any]] = []
+        self._rows: list[SpendRow] = []
         self._deltas: list[SpendDelta] = []
-        self._pending: dict[tuple[EntityKind, str], float] = defaultdict(float)
+        self._pending: defaultdict[tuple[EntityKind, str], float] = defaultdict(float)
+        """Each owner's cost of the buffered requests."""
+        self._in_flight: dict[tuple[EntityKind, str], float] = {}
+        """Each owner's cost of the requests the write in progress took."""
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
         self._last_warning = 0.0
@@ -60,23 +63,22 @@ class Ledger:
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name="anygate-spend-ledger")
 
-    def add(
-        self, row: dict[str, Any] | None, cost: float, owners: tuple[tuple[EntityKind, str], ...]
-    ) -> None:
+    def add(self, row: SpendRow | None, cost: float, owners: tuple[tuple[EntityKind, str], ...]) -> None:
         """Buffer one request (never blocks)."""
-        keep = self._keep_rows and row is not None
-        if keep:
-            assert row is not None
+        request_id = ""
+        if row is not None and self._keep_rows:
+            request_id = row.request_id
             self._rows.append(row)
             if len(self._rows) > MAX_BUFFERED_ROWS:
                 self._drop_oldest()
-        self._deltas.append(SpendDelta(row["request_id"] if keep and row else "", cost, owners))
+        self._deltas.append(SpendDelta(request_id, cost, owners))
         if cost:
             for owner in owners:
                 self._pending[owner] += cost
 
     def pending(self, kind: EntityKind, entity_id: str) -> float:
-        return self._pending.get((kind, entity_id), 0.0)
+        owner = (kind, entity_id)
+        return self._pending.get(owner, 0.0) + self._in_flight.get(owner, 0.0)
 
     @property
     def buffered(self) -> int:
@@ -85,7 +87,7 @@ class Ledger:
     def _drop_oldest(self) -> None:
         dropped = self._rows.pop(0)
         for delta in self._deltas:
-            if delta.request_id == dropped["request_id"]:
+            if delta.request_id == dropped.request_id:
                 delta.request_id = ""  # its cost still counts, once
                 break
         self._warn(f"spend buffer full ({MAX_BUFFERED_ROWS} rows): dropping the oldest spend rows")
@@ -95,28 +97,25 @@ class Ledger:
         async with self._lock:
             if not self._deltas:
                 return True
-            rows, deltas = self._rows, self._deltas
-            self._rows, self._deltas = [], []
+            rows, deltas, totals = self._rows, self._deltas, self._pending
+            self._rows, self._deltas, self._pending = [], [], defaultdict(float)
+            self._in_flight = totals
             try:
-                counter = await self._store.write_spend(rows, deltas, fresh=not self._retrying)
+                counter = await self._store.write_spend(rows, deltas, fresh=not self._retrying, totals=totals)
             except BaseException as exc:
                 self._rows[:0] = rows
                 self._deltas[:0] = deltas
+                for owner, cost in totals.items():
+                    self._pending[owner] += cost
+                self._in_flight = {}
                 self._retrying = True
                 if not isinstance(exc, Exception):
                     raise  # cancelled mid-write: the batch is back in the buffer for aclose
                 self.failures += 1
                 self._warn(f"could not write spend ({len(deltas)} requests kept for the next try): {exc!r}")
                 return False
+            self._in_flight = {}
             self._retrying = False
-            for delta in deltas:
-                if delta.cost:
-                    for owner in delta.owners:
-                        left = self._pending[owner] - delta.cost
-                        if left <= 1e-12:
-                            self._pending.pop(owner, None)
-                        else:
-                            self._pending[owner] = left
             self.written += len(deltas)
             if self._on_written is not None:
                 self._on_written(counter)

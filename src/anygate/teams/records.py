@@ -14,9 +14,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final, Literal
 
+from anygate.hooks import Principal
+
 EntityKind = Literal["key", "team", "user"]
 
 KEY_PREFIX: Final = "sk-"
+VIRTUAL_KEY: Final = "virtual_key"
+"""The :class:`Principal` kind of a request authenticated by a virtual key."""
 ALL_MODELS: Final = frozenset({"*", "all-proxy-models", "all-team-models"})
 """``models`` entries that allow every model (LiteLLM's special names)."""
 ADMIN_ROLE: Final = "proxy_admin"
@@ -109,6 +113,15 @@ class Entity:
     team_id: str | None = None
     admin: bool = False
     metadata: dict[str, Any] = field(default_factory=dict)
+    # A key's links, set by the cache whenever the key, its team or its user changes, so a request
+    # reads them instead of looking them up and building them (see ``Directory.link``).
+    owners: tuple[Entity, ...] = field(default=(), repr=False, compare=False)
+    """The key, then its team and its user when they exist: every budget and limit that applies."""
+    limited_owners: tuple[Entity, ...] = field(default=(), repr=False, compare=False)
+    """The owners with a budget or a limit (the only ones the limiter needs to see)."""
+    owner_ids: tuple[tuple[EntityKind, str], ...] = field(default=(), repr=False, compare=False)
+    principal: Principal | None = field(default=None, repr=False, compare=False)
+    """Who a request with this key is (its alias, and whether its user administers the gateway)."""
 
     @property
     def limited(self) -> bool:

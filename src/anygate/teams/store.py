@@ -15,9 +15,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from itertools import chain
-from typing import Any, Final, TypeVar
+from typing import Any, Final, NamedTuple
 
-import orjson
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -26,7 +25,6 @@ from anygate.teams import schema
 from anygate.teams.records import EntityKind, duration_seconds
 
 log = logging.getLogger("anygate.teams")
-_Row = TypeVar("_Row", bound=Mapping[str, Any])
 
 TABLES: Final[Mapping[EntityKind, sa.Table]] = {
     "key": schema.keys,
@@ -63,6 +61,45 @@ class Changes:
     revision: int
     rows: dict[EntityKind, list[dict[str, Any]]]
     deleted: list[tuple[EntityKind, str]]
+
+
+class SpendRow(NamedTuple):
+    """One request's spend row, its fields in the table's column order, ready for the driver.
+
+    A tuple rather than a dict: a spend write hands the driver thousands of rows a second, and
+    chaining tuples is all it then does per row (``metadata`` is JSON text already)."""
+
+    request_id: str
+    call_type: str
+    api_key: str
+    key_alias: str | None
+    team_id: str | None
+    user: str | None
+    end_user: str | None
+    session_id: str | None
+    model: str
+    model_id: str | None
+    custom_llm_provider: str | None
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+    spend: float
+    start_time: float
+    end_time: float
+    completion_start_time: float | None
+    status: str
+    status_code: int
+    day: str
+    metadata: str
+    cache_read_input_tokens: int
+    cache_creation_input_tokens: int
+
+
+SPEND_COLUMNS: Final = tuple(column.name for column in schema.spend_logs.columns)
+if SpendRow._fields != SPEND_COLUMNS:  # pragma: no cover - a schema change without this class's
+    raise RuntimeError(f"SpendRow's fields {SpendRow._fields} differ from the table's {SPEND_COLUMNS}")
+SPEND_UPDATE_FIELDS: Final = ("entity", "delta", "counter")
+"""The fields of an owner's spend update (:func:`_spend_update_rows`): its id, its cost, the counter."""
 
 
 @dataclass(slots=True)
@@ -272,54 +309,66 @@ class Store:
     # --- spend ----------------------------------------------------------------------------------------
 
     async def write_spend(
-        self, logs: Sequence[dict[str, Any]], deltas: Sequence[SpendDelta], *, fresh: bool = False
+        self,
+        logs: Sequence[SpendRow],
+        deltas: Sequence[SpendDelta],
+        *,
+        fresh: bool = False,
+        totals: Mapping[tuple[EntityKind, str], float] | None = None,
     ) -> int:
         """Insert spend rows and add their costs to their owners, once: a request id already stored (a
         batch retried after a lost acknowledgement) adds nothing.
 
         ``fresh``: the caller knows that no row of this batch was written before (its first attempt),
-        so the rows go in without asking which of them were new. That insert and the owners' spend
-        updates hand the driver plain tuples for a statement SQLAlchemy compiled once
+        so the rows go in without asking which of them were new, and ``totals`` (each owner's sum of
+        the deltas, when the caller keeps them) is what the owners' spend grows by. The rows and the
+        owners' spend updates go to the driver as plain tuples for statements SQLAlchemy compiled once
         (:meth:`_driver_sql`): SQLAlchemy's per-row parameter handling was most of a spend write's
         CPU, and spend writes most of what teams add to a request. Returns the ``spend`` counter value
         the write was stamped with."""
         async with self.engine.begin() as conn:
             counter = await self._bump(conn, "spend")
             applied: Iterable[SpendDelta] = deltas
-            if logs and fresh:
+            if logs and not fresh:
+                stored = await self._stored_request_ids(conn, [row.request_id for row in logs])
+                if stored:
+                    logs = [row for row in logs if row.request_id not in stored]
+                    applied = [d for d in deltas if not d.request_id or d.request_id not in stored]
+            if logs:
                 await self._write_rows(
-                    conn, "spend_logs", self._spend_insert_rows, logs, _spend_values, SQLITE_INSERT_ROWS
+                    conn, "spend_logs", self._spend_insert_rows, logs, SPEND_COLUMNS, SQLITE_INSERT_ROWS
                 )
-            elif logs:
-                statement = self._spend_insert().returning(schema.spend_logs.c.request_id)
-                inserted: set[str] = set()
-                for chunk in _chunks(logs, 500):
-                    result = await conn.execute(statement, list(chunk))
-                    inserted.update(r[0] for r in result)
-                applied = [d for d in deltas if not d.request_id or d.request_id in inserted]
-            totals: dict[tuple[EntityKind, str], float] = defaultdict(float)
-            for delta in applied:
-                for owner in delta.owners:
-                    totals[owner] += delta.cost
-            for kind in TABLES:
-                owned = [
-                    {"entity": entity_id, "delta": cost, "counter": counter}
-                    for (k, entity_id), cost in totals.items()
-                    if k == kind and cost
-                ]
+            if totals is None or not fresh:
+                summed: defaultdict[tuple[EntityKind, str], float] = defaultdict(float)
+                for delta in applied:
+                    for owner in delta.owners:
+                        summed[owner] += delta.cost
+                totals = summed
+            by_kind: dict[EntityKind, list[tuple[str, float, int]]] = {kind: [] for kind in TABLES}
+            for (kind, entity_id), cost in totals.items():
+                if cost:
+                    by_kind[kind].append((entity_id, cost, counter))
+            for kind, owned in by_kind.items():
                 if owned:
                     builder = partial(_spend_update_rows, kind)
-                    await self._write_rows(conn, f"spend_{kind}", builder, owned, _values, SQLITE_UPDATE_ROWS)
+                    await self._write_rows(
+                        conn, f"spend_{kind}", builder, owned, SPEND_UPDATE_FIELDS, SQLITE_UPDATE_ROWS
+                    )
         return counter
 
-    def _spend_insert(self) -> Any:
-        insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
-        return insert(schema.spend_logs).on_conflict_do_nothing(index_elements=["request_id"])
+    @staticmethod
+    async def _stored_request_ids(conn: AsyncConnection, request_ids: Sequence[str]) -> set[str]:
+        """Which of these request ids have a spend row already."""
+        column = schema.spend_logs.c.request_id
+        stored: set[str] = set()
+        for start in range(0, len(request_ids), 500):
+            chunk = request_ids[start : start + 500]
+            stored.update(r[0] for r in await conn.execute(sa.select(column).where(column.in_(chunk))))
+        return stored
 
     def _spend_insert_rows(self, count: int) -> Any:
-        columns = [column.name for column in schema.spend_logs.columns]
         rows: list[dict[str, Any]] = [
-            {name: sa.bindparam(f"{name}__{i}") for name in columns} for i in range(count)
+            {name: sa.bindparam(f"{name}__{i}") for name in SPEND_COLUMNS} for i in range(count)
         ]
         insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
         return insert(schema.spend_logs).values(rows).on_conflict_do_nothing(index_elements=["request_id"])
@@ -329,12 +378,13 @@ class Store:
         conn: AsyncConnection,
         name: str,
         build: Callable[[int], Any],
-        rows: Sequence[_Row],
-        values: Callable[[_Row, Sequence[str]], tuple[Any, ...]],
+        rows: Sequence[tuple[Any, ...]],
+        fields: tuple[str, ...],
         largest: int,
     ) -> None:
         """Run the statement ``build(n)`` makes for ``n`` rows (its parameters named
-        ``{field}__{row}``) over ``rows``, handing the driver plain values (``values(row, fields)``).
+        ``{field}__{row}``) over ``rows``, tuples of the values of ``fields``, handing the driver plain
+        values.
 
         On Postgres: one row per statement, all rows in one ``executemany`` (asyncpg pipelines it).
         On SQLite: up to ``largest`` rows in each statement (in power-of-two batches, so a handful of
@@ -343,21 +393,26 @@ class Store:
         statement per row made thousands of lock hand-overs per write between that thread and the
         busy event loop thread, each a pair of context switches, which cost the gateway more CPU than
         the database's own work."""
+        position = {field: i for i, field in enumerate(fields)}
         if self.dialect != "sqlite":
-            sql, _, fields = self._driver_sql(name, 1, build)
-            assert fields is not None
-            await conn.exec_driver_sql(sql, [values(row, fields) for row in rows])
+            sql, _, row_fields = self._driver_sql(name, 1, build)
+            assert row_fields is not None
+            if row_fields == fields:
+                await conn.exec_driver_sql(sql, list(rows))
+            else:
+                picks = [position[field] for field in row_fields]
+                await conn.exec_driver_sql(sql, [tuple(row[i] for i in picks) for row in rows])
             return
         start = 0
         while start < len(rows):
             count = min(largest, 1 << ((len(rows) - start).bit_length() - 1))
             chunk = rows[start : start + count]
             start += count
-            sql, spots, fields = self._driver_sql(name, count, build)
-            if fields is not None:  # row after row, the same fields in each: the common case
-                params = tuple(chain.from_iterable(values(row, fields) for row in chunk))
-            else:
-                params = tuple(values(chunk[row], (field,))[0] for row, field in spots)
+            sql, spots, row_fields = self._driver_sql(name, count, build)
+            if row_fields == fields:  # the statement takes whole rows, one after the other
+                params = tuple(chain.from_iterable(chunk))
+            else:  # a tuple: SQLAlchemy reads a list as many parameter sets
+                params = tuple([chunk[row][position[field]] for row, field in spots])
             await conn.exec_driver_sql(sql, params)
 
     def _driver_sql(
@@ -472,25 +527,6 @@ def _spend_update_rows(kind: EntityKind, count: int) -> Any:
         .where(where)
         .values(spend=table.c.spend + delta, spend_revision=sa.bindparam("counter__0"))
     )
-
-
-def _spend_values(row: Mapping[str, Any], fields: Sequence[str]) -> tuple[Any, ...]:
-    """A spend row's values as the driver takes them (JSON as text). Rows written this way carry every
-    column, as the teams hook's do (a missing one fails the write, which the ledger then retries
-    through the checked path, where SQLAlchemy fills in the defaults)."""
-    return tuple(
-        orjson.dumps(row.get(field) or {}).decode() if field == "metadata" else row.get(field)
-        for field in fields
-    )
-
-
-def _values(row: Mapping[str, Any], fields: Sequence[str]) -> tuple[Any, ...]:
-    return tuple(row[field] for field in fields)
-
-
-def _chunks(items: Sequence[_Row], size: int) -> Iterable[Sequence[_Row]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

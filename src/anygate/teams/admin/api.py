@@ -25,8 +25,8 @@ from anygate.protocol.errors import GatewayError
 from anygate.teams.admin import requests as req
 from anygate.teams.admin.render import key_object, team_object, user_object
 from anygate.teams.admin.spend import global_spend_report, spend_logs
-from anygate.teams.hook import VIRTUAL_KEY, TeamsHook
-from anygate.teams.records import EntityKind, abbreviate, duration_seconds, hash_key, new_key
+from anygate.teams.hook import TeamsHook
+from anygate.teams.records import VIRTUAL_KEY, EntityKind, abbreviate, duration_seconds, hash_key, new_key
 
 log = logging.getLogger("anygate.teams")
 
