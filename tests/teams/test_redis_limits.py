@@ -134,6 +134,32 @@ async def test_concurrent_admissions_share_a_script_call_and_count_in_order(
     await limiter.aclose()
 
 
+async def test_a_spending_end_rides_with_the_next_admission_or_goes_within_the_delay(
+    redis_server: str, redis_prefix: str
+) -> None:
+    """One request at a time with a budget: one script call per request (its end goes with the next
+    request's admission), and a last end reaches Redis within the spend delay on its own."""
+    from redis import asyncio as redis_asyncio
+
+    client = redis_asyncio.from_url(redis_server)
+    limiter = RedisLimiter(client, redis_prefix, flush_interval=60, spend_delay=0.2)
+    counted = _counted(limiter)
+    entity = Entity("key", "k", ModelRule([]), max_budget=10.0)
+    window = limiter.window(entity, 1000.0)
+    for _ in range(3):
+        ticket = await limiter.admit([entity], 1000.0)
+        limiter.release(ticket, [entity], 10, 0.5, 1000.0)
+    assert counted.calls == 3  # the first two ends went with the second and third admissions
+    spent = f"{redis_prefix}key:k:spend:{window}"
+    assert float(await client.get(spent)) == 1.0
+    started = time.monotonic()
+    while float(await client.get(spent)) < 1.5:  # the last end, with no admission to carry it
+        assert time.monotonic() - started < 5
+        await asyncio.sleep(0.01)
+    assert counted.calls == 4 and time.monotonic() - started >= 0.1
+    await limiter.aclose()
+
+
 async def test_an_admission_whose_caller_left_gives_its_parallel_slot_back(
     redis_server: str, redis_prefix: str
 ) -> None:
