@@ -9,9 +9,11 @@ value N has seen every change up to N.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from itertools import chain
@@ -113,26 +115,41 @@ class SpendDelta:
 
 
 class Store:
-    """Async access to the tables; one engine (a small pool) per process."""
+    """Async access to the tables; one engine (a small pool) per process.
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    On SQLite, spend writes also have an engine of their own, used from one worker thread: a write is
+    dozens of statements, and through the async engine each of them is a hand-over between the event
+    loop and the driver's thread (and back), all of it on the event loop's thread too. In the worker
+    thread the whole write is one hand-over, and the event loop does nothing for it."""
+
+    def __init__(self, engine: AsyncEngine, writer: sa.Engine | None = None) -> None:
         self.engine = engine
         self.dialect = engine.dialect.name
+        self._writer = writer
+        self._writer_thread = (
+            ThreadPoolExecutor(1, thread_name_prefix="anygate-spend") if writer is not None else None
+        )
         self._compiled: dict[
             tuple[str, int], tuple[str, tuple[tuple[int, str], ...], tuple[str, ...] | None]
         ] = {}
 
     @classmethod
-    async def open(cls, url: str) -> Store:
-        """Connect and run the migrations the database needs."""
+    async def open(cls, url: str, *, target: int = schema.SCHEMA_VERSION) -> Store:
+        """Connect and run the migrations the database needs (up to ``target``: an older schema, for
+        tests and benchmarks)."""
         full = async_url(url)
+        writer = None
         if full.startswith("sqlite"):
             engine = create_async_engine(full, connect_args={"timeout": 30})
             sa.event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+            writer = sa.create_engine(
+                full.replace("sqlite+aiosqlite", "sqlite", 1), connect_args={"timeout": 30}, pool_size=1
+            )
+            sa.event.listen(writer, "connect", _sqlite_pragmas)
         else:
             engine = create_async_engine(full, pool_size=5, max_overflow=5, pool_pre_ping=True)
-        store = cls(engine)
-        await store.migrate()
+        store = cls(engine, writer)
+        await store.migrate(target)
         return store
 
     async def migrate(self, target: int = schema.SCHEMA_VERSION) -> int:
@@ -145,20 +162,21 @@ class Store:
         return before
 
     async def close(self) -> None:
+        if self._writer_thread is not None:
+            await asyncio.get_running_loop().run_in_executor(self._writer_thread, self._close_writer)
+            self._writer_thread.shutdown()
+            self._writer_thread = None
         await self.engine.dispose()
+
+    def _close_writer(self) -> None:
+        if self._writer is not None:
+            self._writer.dispose()
 
     # --- counters ------------------------------------------------------------------------------------
 
     @staticmethod
     async def _bump(conn: AsyncConnection, name: str) -> int:
-        counter = schema.meta
-        result = await conn.execute(
-            sa.update(counter)
-            .where(counter.c.name == name)
-            .values(value=counter.c.value + 1)
-            .returning(counter.c.value)
-        )
-        return int(result.scalar_one())
+        return int((await conn.execute(_bump_counter(name))).scalar_one())
 
     async def counters(self) -> dict[str, int]:
         async with self.engine.connect() as conn:
@@ -326,45 +344,57 @@ class Store:
         (:meth:`_driver_sql`): SQLAlchemy's per-row parameter handling was most of a spend write's
         CPU, and spend writes most of what teams add to a request. Returns the ``spend`` counter value
         the write was stamped with."""
+        write = partial(self._write_spend, logs=logs, deltas=deltas, fresh=fresh, totals=totals)
+        if self._writer_thread is not None:
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(self._writer_thread, self._in_writer, write)
         async with self.engine.begin() as conn:
-            counter = await self._bump(conn, "spend")
-            applied: Iterable[SpendDelta] = deltas
-            if logs and not fresh:
-                stored = await self._stored_request_ids(conn, [row.request_id for row in logs])
-                if stored:
-                    logs = [row for row in logs if row.request_id not in stored]
-                    applied = [d for d in deltas if not d.request_id or d.request_id not in stored]
-            if logs:
-                await self._write_rows(
-                    conn, "spend_logs", self._spend_insert_rows, logs, SPEND_COLUMNS, SQLITE_INSERT_ROWS
-                )
-            if totals is None or not fresh:
-                summed: defaultdict[tuple[EntityKind, str], float] = defaultdict(float)
-                for delta in applied:
-                    for owner in delta.owners:
-                        summed[owner] += delta.cost
-                totals = summed
-            by_kind: dict[EntityKind, list[tuple[str, float, int]]] = {kind: [] for kind in TABLES}
-            for (kind, entity_id), cost in totals.items():
-                if cost:
-                    by_kind[kind].append((entity_id, cost, counter))
-            for kind, owned in by_kind.items():
-                if owned:
-                    builder = partial(_spend_update_rows, kind)
-                    await self._write_rows(
-                        conn, f"spend_{kind}", builder, owned, SPEND_UPDATE_FIELDS, SQLITE_UPDATE_ROWS
-                    )
-        return counter
+            return await conn.run_sync(write)
 
-    @staticmethod
-    async def _stored_request_ids(conn: AsyncConnection, request_ids: Sequence[str]) -> set[str]:
-        """Which of these request ids have a spend row already."""
-        column = schema.spend_logs.c.request_id
-        stored: set[str] = set()
-        for start in range(0, len(request_ids), 500):
-            chunk = request_ids[start : start + 500]
-            stored.update(r[0] for r in await conn.execute(sa.select(column).where(column.in_(chunk))))
-        return stored
+    def _in_writer(self, write: Callable[[sa.Connection], int]) -> int:
+        assert self._writer is not None
+        with self._writer.begin() as conn:
+            return write(conn)
+
+    def _write_spend(
+        self,
+        conn: sa.Connection,
+        *,
+        logs: Sequence[SpendRow],
+        deltas: Sequence[SpendDelta],
+        fresh: bool,
+        totals: Mapping[tuple[EntityKind, str], float] | None,
+    ) -> int:
+        """:meth:`write_spend` on a connection in a transaction (the worker thread's, or the async
+        engine's through ``run_sync``)."""
+        counter = int(conn.execute(_bump_counter("spend")).scalar_one())
+        applied: Iterable[SpendDelta] = deltas
+        if logs and not fresh:
+            stored = _stored_request_ids(conn, [row.request_id for row in logs])
+            if stored:
+                logs = [row for row in logs if row.request_id not in stored]
+                applied = [d for d in deltas if not d.request_id or d.request_id not in stored]
+        if logs:
+            self._write_rows(
+                conn, "spend_logs", self._spend_insert_rows, logs, SPEND_COLUMNS, SQLITE_INSERT_ROWS
+            )
+        if totals is None or not fresh:
+            summed: defaultdict[tuple[EntityKind, str], float] = defaultdict(float)
+            for delta in applied:
+                for owner in delta.owners:
+                    summed[owner] += delta.cost
+            totals = summed
+        by_kind: dict[EntityKind, list[tuple[str, float, int]]] = {kind: [] for kind in TABLES}
+        for (kind, entity_id), cost in totals.items():
+            if cost:
+                by_kind[kind].append((entity_id, cost, counter))
+        for kind, owned in by_kind.items():
+            if owned:
+                builder = partial(_spend_update_rows, kind)
+                self._write_rows(
+                    conn, f"spend_{kind}", builder, owned, SPEND_UPDATE_FIELDS, SQLITE_UPDATE_ROWS
+                )
+        return counter
 
     def _spend_insert_rows(self, count: int) -> Any:
         rows: list[dict[str, Any]] = [
@@ -373,9 +403,9 @@ class Store:
         insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
         return insert(schema.spend_logs).values(rows).on_conflict_do_nothing(index_elements=["request_id"])
 
-    async def _write_rows(
+    def _write_rows(
         self,
-        conn: AsyncConnection,
+        conn: sa.Connection,
         name: str,
         build: Callable[[int], Any],
         rows: Sequence[tuple[Any, ...]],
@@ -398,10 +428,10 @@ class Store:
             sql, _, row_fields = self._driver_sql(name, 1, build)
             assert row_fields is not None
             if row_fields == fields:
-                await conn.exec_driver_sql(sql, list(rows))
+                conn.exec_driver_sql(sql, list(rows))
             else:
                 picks = [position[field] for field in row_fields]
-                await conn.exec_driver_sql(sql, [tuple(row[i] for i in picks) for row in rows])
+                conn.exec_driver_sql(sql, [tuple(row[i] for i in picks) for row in rows])
             return
         start = 0
         while start < len(rows):
@@ -413,7 +443,7 @@ class Store:
                 params = tuple(chain.from_iterable(chunk))
             else:  # a tuple: SQLAlchemy reads a list as many parameter sets
                 params = tuple([chunk[row][position[field]] for row, field in spots])
-            await conn.exec_driver_sql(sql, params)
+            conn.exec_driver_sql(sql, params)
 
     def _driver_sql(
         self, name: str, count: int, build: Callable[[int], Any]
@@ -507,6 +537,28 @@ class Store:
         )
         async with self.engine.connect() as conn:
             return [dict(r._mapping) for r in await conn.execute(query)]
+
+
+def _bump_counter(name: str) -> Any:
+    """Add one to a counter of ``anygate_meta`` and return its new value (the row's lock, held to the
+    end of the transaction, orders the writers)."""
+    counter = schema.meta
+    return (
+        sa.update(counter)
+        .where(counter.c.name == name)
+        .values(value=counter.c.value + 1)
+        .returning(counter.c.value)
+    )
+
+
+def _stored_request_ids(conn: sa.Connection, request_ids: Sequence[str]) -> set[str]:
+    """Which of these request ids have a spend row already."""
+    column = schema.spend_logs.c.request_id
+    stored: set[str] = set()
+    for start in range(0, len(request_ids), 500):
+        chunk = request_ids[start : start + 500]
+        stored.update(r[0] for r in conn.execute(sa.select(column).where(column.in_(chunk))))
+    return stored
 
 
 def _spend_update_rows(kind: EntityKind, count: int) -> Any:
