@@ -75,3 +75,17 @@ def test_the_report_gives_each_variant_its_rounds_median_and_added_cpu() -> None
     # a failed round drops out of both the median and the differences: 0.03, 0.02
     assert "| 0.330 / - / 0.220 | 0.275 | +0.025 (ok ≤ 0.05) |" in rows["teams-postgres-redis"]
     assert "| 0.300 / 0.400 / 0.200 | 0.300 | | |" in rows["default"]
+
+
+def test_the_spend_row_benchmark_writes_both_schemas(tmp_path: Path) -> None:
+    """``bench.spend_rows`` fills each schema and measures every size it is given, on real SQLite."""
+    import argparse
+
+    from bench import spend_rows
+
+    from anygate.teams import schema
+
+    args = argparse.Namespace(stored=[0, 1200], batch=300, keys=20, rounds=1)
+    for version, make_id in ((2, spend_rows._random_id), (schema.SCHEMA_VERSION, spend_rows.new_request_id)):
+        figures = asyncio.run(spend_rows.measure(version, make_id, args))
+        assert len(figures) == 2 and all(figure > 0 for figure in figures)
