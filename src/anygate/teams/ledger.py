@@ -139,7 +139,8 @@ class Ledger:
         """Stop the background writer and write the rest (retrying a few times if the database is
         briefly unavailable)."""
         if self._task is not None:
-            self._task.cancel()
+            async with self._lock:  # a write in progress ends first: cancelled, its outcome is unknown
+                self._task.cancel()
             try:
                 await self._task
             except asyncio.CancelledError:

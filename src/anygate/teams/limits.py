@@ -366,6 +366,7 @@ class RedisLimiter:
                     raise ValueError(f"{len(result)} answers for {len(waiting)} admissions")
             except BaseException as exc:
                 self._ends[:0] = ends
+                self._urgent = self._urgent or bool(ends)  # sent again right after the back-off
                 for request in waiting:
                     if not request.answer.done():
                         request.answer.set_exception(_unavailable(exc))

@@ -134,7 +134,8 @@ def _cache_token_columns() -> list[sa.Column[Any]]:
 
 SPEND_LOGS: Final = "anygate_spend_logs"
 SPEND_LOG_INDEXES_V1: Final = ("api_key", "team_id", "user", "session_id", "model", "day")
-"""Columns migration 1 indexed one by one and migration 3 no longer indexes (see :func:`_v3`)."""
+"""Columns migration 1 indexed one by one and migration 3 no longer indexes (but the key's on
+Postgres; see :func:`_v3`)."""
 
 
 def _unindexed(columns: list[sa.Column[Any]]) -> list[sa.Column[Any]]:
@@ -146,7 +147,7 @@ def _unindexed(columns: list[sa.Column[Any]]) -> list[sa.Column[Any]]:
 
 spend_logs: Final = sa.Table(SPEND_LOGS, metadata, *_unindexed(_spend_columns()), *_cache_token_columns())
 """One row per request (LiteLLM's ``LiteLLM_SpendLogs`` fields, plus cache tokens), indexed by request id
-and start time; on Postgres also by key and start time (:func:`_v3`)."""
+and start time; on Postgres also by key (:func:`_v3`)."""
 
 
 # --- migrations --------------------------------------------------------------------------------------
@@ -175,26 +176,24 @@ def add_column(conn: Connection, table: str, column: sa.Column[Any]) -> None:
     )
 
 
-SPEND_KEY_TIME_INDEX: Final = f"ix_{SPEND_LOGS}_api_key_start_time"
-
-
 def _v3(conn: Connection) -> None:
     """Spend rows keep two indexes: the request id (the primary key) and the start time, which every
-    report's date range uses; on Postgres also (key, start time), for ``/spend/logs?api_key=``.
+    report's date range uses; on Postgres also the key's, for ``/spend/logs?api_key=``. Only drops:
+    building an index on a large Postgres table would hold every spend write for the time it takes.
 
     Why: every index takes an insert per spend row, and one keyed by a value that changes from row to
     row (the key, the user, a random request id) dirties a page of its own per row, which SQLite then
-    writes to its log. Inside the gateway's process, with 200,000 rows stored, a row cost SQLite 55-105
-    µs with the eight indexes of version 1 and random request ids, and 5 µs with these two and request
-    ids that start with the time (:func:`anygate.protocol.ids.new_request_id`); the cost grows with the
-    table. Reports and ``/spend/logs`` with a date range read the rows of that range; a filter without
-    a date range reads the whole table on SQLite."""
+    writes to its log. Inside the gateway's process, with 200,000 rows stored, a row cost SQLite 50-93
+    µs with the eight indexes of version 1 and random request ids, and 8 µs with these two and request
+    ids that start with the time (:func:`anygate.protocol.ids.new_request_id`; ``bench/spend_rows.py``);
+    the cost grows with the table. Reports and ``/spend/logs`` with a date range read the rows of that
+    range; a filter without a date range reads the whole table on SQLite."""
+    kept = {"api_key"} if conn.dialect.name == "postgresql" else set()
     v1 = sa.Table(SPEND_LOGS, sa.MetaData(), *_spend_columns())
     for index in v1.indexes:
-        if {column.name for column in index.columns} <= set(SPEND_LOG_INDEXES_V1):
+        columns = {column.name for column in index.columns}
+        if columns <= set(SPEND_LOG_INDEXES_V1) and not columns <= kept:
             index.drop(conn, checkfirst=True)
-    if conn.dialect.name == "postgresql":
-        sa.Index(SPEND_KEY_TIME_INDEX, v1.c.api_key, v1.c.start_time).create(conn, checkfirst=True)
 
 
 MIGRATIONS: Final[tuple[Callable[[Connection], None], ...]] = (_v1, _v2, _v3)

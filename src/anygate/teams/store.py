@@ -142,14 +142,19 @@ class Store:
         if full.startswith("sqlite"):
             engine = create_async_engine(full, connect_args={"timeout": 30})
             sa.event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
-            writer = sa.create_engine(
-                full.replace("sqlite+aiosqlite", "sqlite", 1), connect_args={"timeout": 30}, pool_size=1
-            )
-            sa.event.listen(writer, "connect", _sqlite_pragmas)
+            if not _in_memory(engine.url):  # a second engine would open a database of its own
+                writer = sa.create_engine(
+                    engine.url.set(drivername="sqlite"), connect_args={"timeout": 30}, pool_size=1
+                )
+                sa.event.listen(writer, "connect", _sqlite_pragmas)
         else:
             engine = create_async_engine(full, pool_size=5, max_overflow=5, pool_pre_ping=True)
         store = cls(engine, writer)
-        await store.migrate(target)
+        try:
+            await store.migrate(target)
+        except BaseException:
+            await store.close()
+            raise
         return store
 
     async def migrate(self, target: int = schema.SCHEMA_VERSION) -> int:
@@ -579,6 +584,11 @@ def _spend_update_rows(kind: EntityKind, count: int) -> Any:
         .where(where)
         .values(spend=table.c.spend + delta, spend_revision=sa.bindparam("counter__0"))
     )
+
+
+def _in_memory(url: sa.URL) -> bool:
+    """Whether a SQLite URL names an in-memory database (``sqlite://``, ``:memory:``, ``mode=memory``)."""
+    return url.database in (None, "", ":memory:") or url.query.get("mode") == "memory"
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
