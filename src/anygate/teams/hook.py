@@ -185,12 +185,10 @@ class TeamsHook(Hook):
             key = self.directory.keys.get(record.principal.key_id)
         else:
             key = None
-        if key is None:
-            self.ledger.add(self._row(record, cost), cost, ())
-            return
-        for entity in key.owners:
-            entity.spend += cost
-        self.ledger.add(self._row(record, cost), cost, key.owner_ids)
+        if key is not None:
+            for entity in key.owners:
+                entity.spend += cost
+        self.ledger.add(self._row(record, cost), cost, key.owner_ids if key is not None else ())
 
     def _row(self, record: RequestRecord, cost: float) -> SpendRow:
         principal = record.principal
