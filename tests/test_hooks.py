@@ -14,7 +14,7 @@ import pytest
 
 import anygate
 from anygate.auth import presented_keys
-from anygate.hooks import AttemptRecord, Hook, Hooks, Principal, RequestRecord, Usage
+from anygate.hooks import MAX_TOKENS, AttemptRecord, Hook, Hooks, Principal, RequestRecord, Usage, token_count
 from anygate.protocol.errors import GatewayError
 from tests.conftest import MASTER_KEY, UPSTREAM_KEY, sdk_client
 from tests.fakes.anthropic_answers import error, message, stream_frames
@@ -105,6 +105,21 @@ def test_a_json_answer_passes_every_stage_once_with_its_usage(
     assert record.deployment_id == "claude#0" and record.provider == "anthropic"
     assert [a.deployment_id for a in record.attempts] == ["claude#0"]
     assert record.latency is not None and record.time_to_first_token is not None
+
+
+def test_absurd_usage_figures_are_cut_to_a_figure_every_store_can_hold(
+    server: GatewayServer, upstream: FakeUpstream, recorder: Recorder
+) -> None:
+    """A broken upstream's 2**64 - 1 tokens become MAX_TOKENS: such a figure in a spend record would
+    fail the database write of every request buffered with it."""
+    answer = message("hi")
+    answer["usage"] = {"input_tokens": 2**63 - 1, "output_tokens": -5, "cache_read_input_tokens": 7}
+    body = orjson.dumps(answer).replace(b"9223372036854775807", b"18446744073709551615")
+    upstream.script("/v1/messages", Json(body))
+    sdk_client(server).messages.create(model="claude", max_tokens=10, messages=HELLO)  # type: ignore[arg-type]
+    [record] = recorder.completed_records
+    assert record.usage == Usage(input_tokens=MAX_TOKENS, output_tokens=0, cache_read_input_tokens=7)
+    assert token_count(2**53) == MAX_TOKENS == 2**53 - 1 and token_count(True) == 0
 
 
 def test_a_stream_completes_at_its_end_with_usage_and_time_to_first_token(

@@ -88,7 +88,7 @@ class Usage:
         for name in _USAGE_FIELDS:
             value = usage.get(name)
             if isinstance(value, int) and not isinstance(value, bool):
-                setattr(self, name, max(value, 0))
+                setattr(self, name, token_count(value))
 
     def plus(self, other: Usage) -> Usage:
         """The sum of two answers' usage (several upstream calls made one answer)."""
@@ -113,9 +113,18 @@ _USAGE_FIELDS: Final = (
 )
 
 
+MAX_TOKENS: Final = 2**53 - 1
+"""The largest token figure kept from an upstream (larger ones are cut to it): far beyond any real
+answer, exact as a JSON number everywhere, and its sums fit the spend records' 64-bit columns (a
+figure beyond them would fail the write of every request buffered with it)."""
+
+
 def token_count(value: object) -> int:
-    """A token figure from an upstream's usage: a positive integer, else 0 (missing, null, malformed)."""
-    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+    """A token figure from an upstream's usage: a positive integer (at most :data:`MAX_TOKENS`), else
+    0 (missing, null, malformed)."""
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value if value <= MAX_TOKENS else MAX_TOKENS
+    return 0
 
 
 @dataclass(slots=True)

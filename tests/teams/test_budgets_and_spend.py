@@ -125,3 +125,32 @@ def test_spend_report_by_team_key_user_and_model(server: GatewayServer, admin: A
     )
     summary = admin.get(f"/spend/logs?start_date={today}&end_date={today}")
     assert summary[0]["startTime"] == today and set(summary[0]["models"]) == {"claude-test", "other-model"}
+
+
+def test_spend_rows_keep_whatever_text_and_figures_the_client_sent(
+    server: GatewayServer, admin: Admin
+) -> None:
+    """Client-chosen texts (an end user id with a NUL, quotes, backslashes and emoji; a model name
+    no deployment serves) and every figure land in the spend rows on both databases: one odd
+    request never stops the batch it is written with."""
+    key = admin.post("/key/generate", {"key_alias": 'odd "alias" \\ 🚀'})["key"]
+    end_user = 'end\x00user "quoted" \\ back 🚀 ' + "é" * 300
+    answer = client(server, key).messages.create(
+        model="claude-test", max_tokens=64, messages=[{"role": "user", "content": "hello"}],
+        metadata={"user_id": end_user}, extra_headers={"x-claude-code-session-id": 'sess "1" \\'},
+    )  # fmt: skip
+    missing = send(
+        server.url, "POST", "/v1/messages", {**BODY, "model": "no\x00such-model"}, {"x-api-key": key}
+    )
+    assert missing.status == 404
+    rows = wait_for(lambda: (found := _spend_rows(admin, api_key=key)) and len(found) == 2 and found)
+    by_status = {row["status"]: row for row in rows}
+    served, refused = by_status["success"], by_status["failure"]
+    assert served["end_user"] == end_user.replace("\x00", "")[:255]
+    assert served["session_id"] == 'sess "1" \\'
+    assert served["metadata"]["user_api_key_alias"] == 'odd "alias" \\ 🚀'
+    assert served["prompt_tokens"] == answer.usage.input_tokens
+    assert served["spend"] == pytest.approx(
+        answer.usage.input_tokens * PRICE_IN + answer.usage.output_tokens * PRICE_OUT, rel=1e-12
+    )
+    assert refused["model"] == "nosuch-model" and refused["spend"] == 0

@@ -201,7 +201,7 @@ class TeamsHook(Hook):
         if record.request is not None:
             metadata = record.request.get("metadata")
             if isinstance(metadata, dict) and isinstance(metadata.get("user_id"), str):
-                end_user = metadata["user_id"][:_TEXT_LIMIT]
+                end_user = _text(metadata["user_id"])
         session = record.headers.get(SESSION_HEADER)
         input_tokens = usage.input_tokens if usage else 0
         output_tokens = usage.output_tokens if usage else 0
@@ -225,8 +225,8 @@ class TeamsHook(Hook):
                 principal.team_id,
                 principal.user_id,
                 end_user,
-                session[:_TEXT_LIMIT] if session else None,
-                record.model[:_TEXT_LIMIT],
+                _text(session) if session else None,
+                _text(record.model),
                 record.deployment_id,
                 record.provider,
                 input_tokens,
@@ -244,6 +244,14 @@ class TeamsHook(Hook):
                 usage.cache_creation_input_tokens if usage else 0,
             )
         )
+
+
+def _text(value: str) -> str:
+    """A text the client chose, as a spend row's column holds it: at most 255 characters, without
+    NUL characters (Postgres text cannot hold them: one would fail the whole batch's write)."""
+    if "\x00" in value:
+        value = value.replace("\x00", "")
+    return value[:_TEXT_LIMIT]
 
 
 _day_cache: list[tuple[int, str]] = [(-1, "")]
