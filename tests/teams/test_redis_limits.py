@@ -194,3 +194,28 @@ async def test_requests_are_refused_with_529_while_redis_is_unreachable() -> Non
     assert refused.value.status == 529 and refused.value.error_type == "overloaded_error"
     assert "127.0.0.1" not in refused.value.message
     await limiter.aclose()
+
+
+async def test_budget_windows_follow_resets_and_rpm_only_ends_send_nothing(
+    redis_server: str, redis_prefix: str
+) -> None:
+    from redis import asyncio as redis_asyncio
+
+    limiter = RedisLimiter(
+        redis_asyncio.from_url(redis_server), redis_prefix, flush_interval=60, spend_delay=60
+    )
+    counted = _counted(limiter)
+    budget = Entity(
+        "key", "b", ModelRule([]), max_budget=10.0, budget_duration="1d", budget_reset_at=86_400.0
+    )
+    assert limiter.window(budget, 1000.0) == "86400"
+    budget.budget_reset_at = 172_800.0  # a reset the database made reached the cache
+    assert limiter.window(budget, 1000.0) == "172800"
+    assert limiter.window(budget, 200_000.0) == "259200"  # past the reset, before the database caught up
+    assert limiter.window(Entity("key", "n", ModelRule([]), max_budget=1.0), 1000.0) == "never"
+    assert limiter.window(Entity("key", "u", ModelRule([]), rpm_limit=1), 1000.0) == ""
+    rpm_only = Entity("key", "r", ModelRule([]), rpm_limit=5)
+    ticket = await limiter.admit([rpm_only], 1000.0)
+    limiter.release(ticket, [rpm_only], 10, 0.5, 1000.0)
+    assert await limiter.flush() and counted.calls == 1  # the end had nothing to count: no call
+    await limiter.aclose()

@@ -260,12 +260,25 @@ class RedisLimiter:
         self._lock = asyncio.Lock()
 
     def tag(self, entity: Entity) -> str:
-        return f"{self._prefix}{entity.kind}:{entity.id}"
+        tag = entity.redis_tag
+        if not tag:
+            tag = entity.redis_tag = f"{self._prefix}{entity.kind}:{entity.id}"
+        return tag
 
     @staticmethod
     def window(entity: Entity, at: float) -> str:
+        """The budget window's name: when it resets (``never``; ``""`` without a budget). Every
+        request of an entity names the same window until it resets, so the text is made once."""
+        if entity.max_budget is None:
+            return ""
+        reset_at = entity.budget_reset_at
+        if reset_at is not None and at < reset_at:
+            made = entity.budget_window
+            if made is None or made[0] != reset_at:
+                made = entity.budget_window = (reset_at, f"{reset_at:.0f}")
+            return made[1]
         reset = entity.next_reset(at)
-        return "" if entity.max_budget is None else ("never" if reset is None else f"{reset:.0f}")
+        return "never" if reset is None else f"{reset:.0f}"
 
     async def admit(self, entities: Sequence[Entity], at: float) -> object:
         args: list[Any] = [
@@ -311,7 +324,13 @@ class RedisLimiter:
 
     def _queue_ends(self, entities: Sequence[Entity], tokens: int, cost: float, at: float) -> None:
         for entity in entities:
-            if entity.limited:
+            # An end counts tokens, spend and the parallel slot: an entity limited by rpm alone has
+            # nothing to count.
+            if (
+                entity.tpm_limit is not None
+                or entity.max_budget is not None
+                or entity.max_parallel_requests is not None
+            ):
                 self._ends.append(
                     [
                         self.tag(entity),

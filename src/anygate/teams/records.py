@@ -122,6 +122,10 @@ class Entity:
     owner_ids: tuple[tuple[EntityKind, str], ...] = field(default=(), repr=False, compare=False)
     principal: Principal | None = field(default=None, repr=False, compare=False)
     """Who a request with this key is (its alias, and whether its user administers the gateway)."""
+    redis_tag: str = field(default="", repr=False, compare=False)
+    """The Redis limiter's name for this entity's counters, made on first use (a process has one)."""
+    budget_window: tuple[float, str] | None = field(default=None, repr=False, compare=False)
+    """The Redis limiter's name of the budget window ending at ``budget_reset_at``, made on first use."""
 
     @property
     def limited(self) -> bool:
