@@ -287,7 +287,7 @@ general_settings:
         "model_list: []", env={"DATABASE_URL": "sqlite:///a.db", "REDIS_URL": "redis://h"}
     )
     assert (from_env.general.database_url, from_env.general.redis_url) == ("sqlite:///a.db", "redis://h")
-    with pytest.raises(ConfigError, match="input_cost_per_token"):
-        parse_config(
-            "model_list: [{model_name: c, litellm_params: {model: mock/c, input_cost_per_token: -1}}]"
-        )
+    for bad in ("-1", ".nan", ".inf", '"nan"', '"inf"'):  # a NaN or infinite cost fails every spend write
+        with pytest.raises(ConfigError, match="input_cost_per_token"):
+            params = f"{{model: mock/c, input_cost_per_token: {bad}}}"
+            parse_config(f"model_list: [{{model_name: c, litellm_params: {params}}}]")

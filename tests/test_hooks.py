@@ -120,6 +120,15 @@ def test_absurd_usage_figures_are_cut_to_a_figure_every_store_can_hold(
     [record] = recorder.completed_records
     assert record.usage == Usage(input_tokens=MAX_TOKENS, output_tokens=0, cache_read_input_tokens=7)
     assert token_count(2**53) == MAX_TOKENS == 2**53 - 1 and token_count(True) == 0
+    frames = [
+        f.replace(b'"output_tokens":5}', b'"output_tokens":18446744073709551615}')
+        for f in stream_frames("hi")
+    ]
+    upstream.script("/v1/messages", Sse(frames))
+    with sdk_client(server).messages.stream(model="claude", max_tokens=10, messages=HELLO) as stream:  # type: ignore[arg-type]
+        stream.get_final_text()
+    streamed = recorder.wait_completed()[-1]
+    assert streamed.stream and streamed.usage is not None and streamed.usage.output_tokens == MAX_TOKENS
 
 
 def test_a_stream_completes_at_its_end_with_usage_and_time_to_first_token(

@@ -9,6 +9,7 @@ Values written ``os.environ/NAME`` are read from the environment at load time.
 from __future__ import annotations
 
 import logging
+import math
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -663,7 +664,11 @@ class _Loader:
                         value = float(value)
                     except ValueError:
                         raise self.fail((*source_path, key), "must be a number (USD per token)") from None
-                if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+                if (
+                    isinstance(value, bool)
+                    or not isinstance(value, int | float)
+                    or not 0 <= value < math.inf  # NaN fails too: a NaN cost fails every spend write
+                ):
                     raise self.fail((*source_path, key), "must be a non-negative number (USD per token)")
                 costs[key] = float(value)
         deployment_id = str(model_info.get("id") or f"{model_name}#{i}")

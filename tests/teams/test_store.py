@@ -202,22 +202,27 @@ async def test_a_spend_row_reads_back_exactly_as_it_was_given(database_url: str)
     """Every column of a spend row round-trips unchanged: floats to the last bit, nulls, the largest
     token figures, texts with quotes, backslashes and emoji, metadata JSON."""
     store = await Store.open(database_url)
+    team = {"team_id": "t1", "members_with_roles": [], "models": [], "metadata": {}, "spend": 0.5,
+            "blocked": False, "created_at": 1.0, "updated_at": 1.0, "revision": 1}  # fmt: skip
     async with store.engine.begin() as conn:
         await conn.execute(sa.insert(schema.keys), [{**_key("k1"), "revision": 1}])
+        await conn.execute(sa.insert(schema.teams), [team])
     odd = 'a "quoted" \\ back\\slash 🚀 é'
     row = _row(
-        "r-exact", 0.1 + 0.2, key_alias=odd, team_id=None, end_user=odd, session_id=None, model=odd,
+        "r-exact", 0.1 + 0.2, key_alias=odd, team_id="t1", user=odd, end_user=odd, session_id=None, model=odd,
         prompt_tokens=2**53 - 1, completion_tokens=0, total_tokens=2**53 - 1, start_time=1764547200.123456,
         end_time=1764547200.987654321, completion_start_time=1e-300, status_code=599,
         metadata='{"error":"x \\u0000 \\"y\\"","n":[1,2.5,null]}', cache_read_input_tokens=2**53 - 1,
     )  # fmt: skip
-    await store.write_spend([row], [SpendDelta("r-exact", 0.1 + 0.2, (("key", "k1"),))], fresh=True)
+    owners = (("key", "k1"), ("team", "t1"))
+    await store.write_spend([row], [SpendDelta("r-exact", 0.1 + 0.2, owners)], fresh=True)  # type: ignore[arg-type]
     [stored] = await store.spend_logs({}, None, None, 10)
     expected = row._asdict()
     expected["metadata"] = {"error": 'x \x00 "y"', "n": [1, 2.5, None]}
     assert stored == expected
-    key = await store.get("key", "k1")
+    key, team_row = await store.get("key", "k1"), await store.get("team", "t1")
     assert key is not None and key["spend"] == 0.1 + 0.2
+    assert team_row is not None and team_row["spend"] == 0.5 + (0.1 + 0.2)
     await store.close()
 
 

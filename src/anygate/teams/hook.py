@@ -227,8 +227,8 @@ class TeamsHook(Hook):
                 end_user,
                 _text(session) if session else None,
                 _text(record.model),
-                record.deployment_id,
-                record.provider,
+                _text(record.deployment_id) if record.deployment_id else None,
+                _text(record.provider) if record.provider else None,
                 input_tokens,
                 output_tokens,
                 input_tokens + output_tokens,
@@ -247,8 +247,9 @@ class TeamsHook(Hook):
 
 
 def _text(value: str) -> str:
-    """A text the client chose, as a spend row's column holds it: at most 255 characters, without
-    NUL characters (Postgres text cannot hold them: one would fail the whole batch's write)."""
+    """A text the client chose (or a deployment named after it: a pattern's), as a spend row's column
+    holds it: at most 255 characters, without NUL characters (Postgres text cannot hold them: one
+    would fail the whole batch's write)."""
     if "\x00" in value:
         value = value.replace("\x00", "")
     return value[:_TEXT_LIMIT]
