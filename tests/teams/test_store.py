@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -118,6 +120,66 @@ async def test_the_ledger_keeps_spend_while_the_database_is_down(database_url: s
     assert ledger.pending("key", "k1") == 0.0
     row = await store.get("key", "k1")
     assert row is not None and row["spend"] == 0.25
+    await store.close()
+
+
+async def test_a_row_the_database_refuses_is_left_out_and_the_rest_written(
+    database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """One request's figure too large for the column, another's NaN cost: every other row of the
+    batch is written, the first one's cost still counts, and both are named in the log; the buffer
+    is empty afterwards (nothing is retried forever)."""
+    store = await Store.open(database_url)
+    await store.insert("key", _key("k1"))
+    ledger = Ledger(store, interval=60)
+    for i in range(7):
+        row = _row(f"r{i}", 0.125)
+        if i == 2:
+            row = _row("r2", 0.5, prompt_tokens=2**64 - 1)
+        if i == 5:
+            row = _row("r5", float("nan"))
+        ledger.add(row, row.spend, (("key", "k1"),))
+    with caplog.at_level(logging.ERROR, logger="anygate.teams"):
+        assert await ledger.flush()
+    assert ledger.buffered == 0 and ledger.pending("key", "k1") == 0
+    stored = {log["request_id"] for log in await store.spend_logs({}, None, None, 10)}
+    assert stored == {"r0", "r1", "r3", "r4", "r6"}
+    key = await store.get("key", "k1")
+    assert key is not None and key["spend"] == 5 * 0.125 + 0.5
+    logged = caplog.text
+    assert "request r2" in logged and "its cost counts" in logged
+    assert "request r5" in logged and "left out" in logged
+    await store.close()
+
+
+class _DownOnCall(Store):
+    """A store whose database goes away on one spend write (counted from 1)."""
+
+    down_on = 4
+    calls = 0
+
+    async def write_spend(self, logs, deltas, **options):  # type: ignore[no-untyped-def]
+        self.calls += 1
+        if self.calls == self.down_on:
+            raise ConnectionResetError("the database went away")
+        return await super().write_spend(logs, deltas, **options)
+
+
+async def test_costs_written_while_splitting_a_batch_are_not_written_again(database_url: str) -> None:
+    """Spend rows not kept: the costs go alone. One is refused (NaN), and the database goes away
+    just after the other was written apart: the next flush writes neither of them again."""
+    real = await Store.open(database_url)
+    store = _DownOnCall(real.engine)
+    await store.insert("key", _key("k1"))
+    ledger = Ledger(store, interval=60, keep_rows=False)
+    ledger.add(None, 0.25, (("key", "k1"),))
+    ledger.add(None, float("nan"), (("key", "k1"),))
+    assert not await ledger.flush()  # 1: the batch, refused; 2: both costs, refused; 3: 0.25; 4: down
+    assert ledger.buffered == 1
+    assert await ledger.flush()  # the NaN alone, refused again: left out
+    assert ledger.buffered == 0
+    key = await store.get("key", "k1")
+    assert key is not None and key["spend"] == 0.25
     await store.close()
 
 

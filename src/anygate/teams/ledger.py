@@ -19,6 +19,8 @@ from collections import defaultdict
 from collections.abc import Callable
 from typing import Final
 
+import sqlalchemy as sa
+
 from anygate.teams.records import EntityKind
 from anygate.teams.store import SpendDelta, SpendRow, Store
 
@@ -26,6 +28,17 @@ log = logging.getLogger("anygate.teams")
 
 MAX_BUFFERED_ROWS: Final = 100_000
 WARN_EVERY: Final = 30.0
+
+
+def refused_data(exc: BaseException) -> bool:
+    """Whether a spend write failed on a value it wrote, not on the database: the driver could not
+    encode it (a number too large, an unserialisable value) or the database refused it (SQLSTATE
+    classes 22 and 23: data exceptions, constraint violations such as a NaN's NULL). Anything else
+    (connection, timeout, lock, disk full) keeps the batch for the next try."""
+    if isinstance(exc, TypeError | ValueError | OverflowError | sa.exc.DataError | sa.exc.IntegrityError):
+        return True
+    code = getattr(getattr(exc, "orig", None), "pgcode", None)
+    return isinstance(code, str) and code[:2] in ("22", "23")
 
 
 class Ledger:
@@ -53,6 +66,9 @@ class Ledger:
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
         self._last_warning = 0.0
+        self._settled: set[int] = set()
+        """During a flush, the rows and costs (by ``id()``) that a write split apart left out or wrote
+        without a row to find them by: not put back if the flush then fails."""
         self._retrying = False
         """A write failed since the last success: the buffer may hold rows the database has (an
         acknowledgement lost), so the next write checks which rows are new."""
@@ -101,8 +117,19 @@ class Ledger:
             self._rows, self._deltas, self._pending = [], [], defaultdict(float)
             self._in_flight = totals
             try:
-                counter = await self._store.write_spend(rows, deltas, fresh=not self._retrying, totals=totals)
+                try:
+                    counters = [
+                        await self._store.write_spend(rows, deltas, fresh=not self._retrying, totals=totals)
+                    ]
+                except Exception as exc:
+                    if not refused_data(exc):
+                        raise
+                    counters = await self._write_apart(rows, deltas)
             except BaseException as exc:
+                settled, self._settled = self._settled, set()
+                if settled:  # settled by _write_apart already (left out, or costs written): not retried
+                    rows = [row for row in rows if id(row) not in settled]
+                    deltas = [delta for delta in deltas if id(delta) not in settled]
                 self._rows[:0] = rows
                 self._deltas[:0] = deltas
                 for owner, cost in totals.items():
@@ -116,10 +143,73 @@ class Ledger:
                 return False
             self._in_flight = {}
             self._retrying = False
+            self._settled = set()
             self.written += len(deltas)
             if self._on_written is not None:
-                self._on_written(counter)
+                for counter in counters:
+                    self._on_written(counter)
             return True
+
+    async def _write_apart(self, rows: list[SpendRow], deltas: list[SpendDelta]) -> list[int]:
+        """The database refused a value of this batch: write it in halves, down to single requests,
+        so that only a request whose row is refused is left out (logged by its request id), its cost
+        still added to its owners unless that is refused too. Any other failure on the way fails the
+        flush as usual: what was written stays written (rows are keyed by request id, so the retry
+        adds nothing twice), and the requests left out are not retried. Returns the writes' spend
+        counters."""
+        by_request = {delta.request_id: delta for delta in deltas if delta.request_id}
+        counters: list[int] = []
+
+        def owned(part: list[SpendRow]) -> list[SpendDelta]:
+            return [by_request[row.request_id] for row in part if row.request_id in by_request]
+
+        async def write(part: list[SpendRow], part_deltas: list[SpendDelta], refused: bool) -> None:
+            if not refused:
+                try:
+                    counters.append(await self._store.write_spend(part, part_deltas))
+                    # a cost without a row is not found again by request id: not to be retried
+                    self._settled.update(id(delta) for delta in part_deltas if not delta.request_id)
+                    return
+                except Exception as exc:
+                    if not refused_data(exc):
+                        raise
+                    if len(part) <= 1 and len(part_deltas) <= 1:
+                        await self._leave_out(part, part_deltas, exc, counters)
+                        return
+            if len(part) > 1:
+                half = len(part) // 2
+                await write(part[:half], owned(part[:half]), False)
+                await write(part[half:], owned(part[half:]), False)
+            else:  # one request, or costs without rows (dropped from a full buffer, not kept): one by one
+                for delta in part_deltas:
+                    await write([row for row in part if row.request_id == delta.request_id], [delta], False)
+
+        loose = [delta for delta in deltas if not delta.request_id]
+        await write(rows, owned(rows), True)
+        if loose:
+            await write([], loose, False)
+        return counters
+
+    async def _leave_out(
+        self, rows: list[SpendRow], deltas: list[SpendDelta], refusal: Exception, counters: list[int]
+    ) -> None:
+        """One request the database refuses: its row is left out and its cost, alone, written."""
+        self._settled.update(id(entry) for entry in (*rows, *deltas))
+        named = rows[0].request_id if rows else "(no row)"
+        if rows:
+            costs = [SpendDelta("", delta.cost, delta.owners) for delta in deltas]
+            try:
+                if costs:
+                    counters.append(await self._store.write_spend([], costs))
+                log.error(
+                    "the database refused the spend row of request %s (%r); its cost counts", named, refusal
+                )
+                return
+            except Exception as exc:
+                if not refused_data(exc):
+                    raise
+                refusal = exc
+        log.error("the database refused the spend of request %s (%r): it is left out", named, refusal)
 
     def _warn(self, message: str) -> None:
         now = time.monotonic()
