@@ -19,26 +19,13 @@ from collections import defaultdict
 from collections.abc import Callable
 from typing import Final
 
-import sqlalchemy as sa
-
 from anygate.teams.records import EntityKind
-from anygate.teams.store import SpendDelta, SpendRow, Store
+from anygate.teams.store import SpendDelta, SpendRow, Store, refused_data
 
 log = logging.getLogger("anygate.teams")
 
 MAX_BUFFERED_ROWS: Final = 100_000
 WARN_EVERY: Final = 30.0
-
-
-def refused_data(exc: BaseException) -> bool:
-    """Whether a spend write failed on a value it wrote, not on the database: the driver could not
-    encode it (a number too large, an unserialisable value) or the database refused it (SQLSTATE
-    classes 22 and 23: data exceptions, constraint violations such as a NaN's NULL). Anything else
-    (connection, timeout, lock, disk full) keeps the batch for the next try."""
-    if isinstance(exc, TypeError | ValueError | OverflowError | sa.exc.DataError | sa.exc.IntegrityError):
-        return True
-    code = getattr(getattr(exc, "orig", None), "pgcode", None)
-    return isinstance(code, str) and code[:2] in ("22", "23")
 
 
 class Ledger:
@@ -124,7 +111,7 @@ class Ledger:
                 except Exception as exc:
                     if not refused_data(exc):
                         raise
-                    counters = await self._write_apart(rows, deltas)
+                    counters = await self._write_apart(rows, deltas, exc)
             except BaseException as exc:
                 settled, self._settled = self._settled, set()
                 if settled:  # settled by _write_apart already (left out, or costs written): not retried
@@ -150,44 +137,46 @@ class Ledger:
                     self._on_written(counter)
             return True
 
-    async def _write_apart(self, rows: list[SpendRow], deltas: list[SpendDelta]) -> list[int]:
-        """The database refused a value of this batch: write it in halves, down to single requests,
-        so that only a request whose row is refused is left out (logged by its request id), its cost
-        still added to its owners unless that is refused too. Any other failure on the way fails the
-        flush as usual: what was written stays written (rows are keyed by request id, so the retry
-        adds nothing twice), and the requests left out are not retried. Returns the writes' spend
-        counters."""
+    async def _write_apart(
+        self, rows: list[SpendRow], deltas: list[SpendDelta], refusal: Exception
+    ) -> list[int]:
+        """The database refused a value of this batch (``refusal``): write it in halves, down to
+        single requests, so that only a request whose row is refused is left out (logged by its
+        request id), its cost still added to its owners unless that is refused too. Any other failure
+        on the way fails the flush as usual: what was written stays written (rows are keyed by
+        request id, so the retry adds nothing twice), and the requests left out are not retried.
+        Returns the writes' spend counters."""
         by_request = {delta.request_id: delta for delta in deltas if delta.request_id}
         counters: list[int] = []
 
         def owned(part: list[SpendRow]) -> list[SpendDelta]:
             return [by_request[row.request_id] for row in part if row.request_id in by_request]
 
-        async def write(part: list[SpendRow], part_deltas: list[SpendDelta], refused: bool) -> None:
-            if not refused:
-                try:
-                    counters.append(await self._store.write_spend(part, part_deltas))
-                    # a cost without a row is not found again by request id: not to be retried
-                    self._settled.update(id(delta) for delta in part_deltas if not delta.request_id)
-                    return
-                except Exception as exc:
-                    if not refused_data(exc):
-                        raise
-                    if len(part) <= 1 and len(part_deltas) <= 1:
-                        await self._leave_out(part, part_deltas, exc, counters)
-                        return
+        async def write(part: list[SpendRow], part_deltas: list[SpendDelta]) -> None:
+            try:
+                counters.append(await self._store.write_spend(part, part_deltas))
+            except Exception as exc:
+                if not refused_data(exc):
+                    raise
+                await split(part, part_deltas, exc)
+            else:  # a cost without a row is not found again by request id: not to be retried
+                self._settled.update(id(delta) for delta in part_deltas if not delta.request_id)
+
+        async def split(part: list[SpendRow], part_deltas: list[SpendDelta], exc: Exception) -> None:
             if len(part) > 1:
                 half = len(part) // 2
-                await write(part[:half], owned(part[:half]), False)
-                await write(part[half:], owned(part[half:]), False)
-            else:  # one request, or costs without rows (dropped from a full buffer, not kept): one by one
+                await write(part[:half], owned(part[:half]))
+                await write(part[half:], owned(part[half:]))
+            elif not part and len(part_deltas) > 1:  # costs without rows: one by one
                 for delta in part_deltas:
-                    await write([row for row in part if row.request_id == delta.request_id], [delta], False)
+                    await write([], [delta])
+            else:
+                await self._leave_out(part, part_deltas, exc, counters)
 
         loose = [delta for delta in deltas if not delta.request_id]
-        await write(rows, owned(rows), True)
+        await split(rows, owned(rows), refusal)
         if loose:
-            await write([], loose, False)
+            await write([], loose)
         return counters
 
     async def _leave_out(

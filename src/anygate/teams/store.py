@@ -563,6 +563,17 @@ class Store:
             return [dict(r._mapping) for r in await conn.execute(query)]
 
 
+def refused_data(exc: BaseException) -> bool:
+    """Whether a spend write failed on a value it wrote, not on the database: the driver could not
+    encode it (a number too large, an unserialisable value) or the database refused it (SQLSTATE
+    classes 22 and 23: data exceptions, constraint violations such as a NaN's NULL). Anything else
+    (connection, timeout, lock, disk full) keeps the batch for the next try."""
+    if isinstance(exc, TypeError | ValueError | OverflowError | sa.exc.DataError | sa.exc.IntegrityError):
+        return True
+    code = getattr(getattr(exc, "orig", None), "pgcode", None)
+    return isinstance(code, str) and code[:2] in ("22", "23")
+
+
 def _bump_counter(name: str) -> Any:
     """Add one to a counter of ``anygate_meta`` and return its new value (the row's lock, held to the
     end of the transaction, orders the writers)."""
