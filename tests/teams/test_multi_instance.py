@@ -2,8 +2,9 @@
 
 What docs/teams.md promises for a deployment of several instances, checked on the command users run:
 
-- with Redis, an ``rpm`` limit is exact across instances, and a budget stops every instance once spent
-  (overshoot bounded by the cost of the requests in flight when it is reached);
+- with Redis, an ``rpm`` limit holds across instances (exceeded by at most one request per instance),
+  and a budget stops every instance once spent (overshoot bounded by the cost of the requests in
+  flight when it is reached and of those admitted before the instances hear of it);
 - a hard kill (SIGKILL) loses at most what the killed instance buffered in its last
   ``proxy_batch_write_at`` seconds; everything the survivor served arrives;
 - with the database stopped, requests keep being served from the key cache and their spend arrives
@@ -29,6 +30,7 @@ from typing import Any
 import anthropic
 import pytest
 
+from anygate.teams.limits import FRESH
 from tests.conftest import MASTER_KEY
 from tests.fakes.gateway_server import free_port
 from tests.rawhttp import send
@@ -42,6 +44,11 @@ WRITE_SLACK = 0.3
 """Beyond that interval: the duration of the spend transaction the kill may interrupt, and the time
 between the gateway recording a request and its client reading the answer."""
 THREADS = 6
+HEARD_WITHIN = FRESH + 2 * 0.05
+"""How old Redis's figures can be on an instance: an end waits for the next call (every 50 ms), and
+what Redis said is trusted for ``FRESH`` seconds and asked again with the next call."""
+REQUEST_TIME = 0.5
+"""Allowance for one request's own time through a gateway on a loaded test machine."""
 
 
 def gateway_config(database_url: str, redis_url: str, redis_prefix: str) -> str:
@@ -303,17 +310,18 @@ def test_one_rate_limit_and_one_budget_hold_across_two_processes(
     wait_known(pair, limited)
     wait_known(pair, budgeted)
 
-    # rpm: 6 clients send 60 requests over both instances; exactly the limit is accepted ("rpm ... exact")
+    # rpm: 6 clients send 60 requests over both instances; the limit is accepted, and "at most one
+    # request per instance" more
     _clear_of_minute_boundary(needed=15)
     window = math.floor(time.time() / 60)
     with Load(pair, limited, max_requests=60) as load:
         load.wait()
     assert math.floor(time.time() / 60) == window, "the rpm phase crossed a minute boundary"
-    outcomes = load.snapshot()
+    outcomes = load_rpm = load.snapshot()
     statuses = sorted({o.status for o in outcomes})
     assert statuses == [200, 429], statuses
     accepted = [o for o in outcomes if o.status == 200]
-    assert len(accepted) == rpm_limit
+    assert rpm_limit <= len(accepted) <= rpm_limit + len(pair)
     for index in (0, 1):  # both instances served and both refused: the count is shared, not per process
         assert any(o.instance == index and o.status == 200 for o in outcomes)
         assert any(o.instance == index and o.status == 429 for o in outcomes)
@@ -330,12 +338,17 @@ def test_one_rate_limit_and_one_budget_hold_across_two_processes(
     accepted = [o for o in outcomes if o.status == 200]
     spent = sum(o.cost for o in accepted)
     assert spent >= budget, "a request was refused before the budget was spent"
-    # "a budget [is overshot] by the cost of the requests in flight when it is reached": the request
-    # whose cost reaches it, then at most one in flight per client
+    # "a budget [is overshot] by the cost of the requests in flight when it is reached, and of those
+    # admitted before the instances hear of it": past the request whose cost reaches it and one in
+    # flight per client, requests are accepted only while Redis's figures may be stale
     reached_by = math.ceil(budget / unit)
-    assert len(accepted) <= reached_by + THREADS, (
-        f"{len(accepted)} requests accepted: {reached_by} reach the budget, {THREADS} can be in flight"
-    )
+    finished = sorted(o.done for o in accepted)
+    if len(accepted) > reached_by + THREADS:
+        late = finished[-1] - finished[reached_by - 1]
+        assert late <= HEARD_WITHIN + REQUEST_TIME, (
+            f"{len(accepted)} requests accepted ({reached_by} reach the budget, {THREADS} can be in "
+            f"flight), the last {late:.3f} s after the budget was reached"
+        )
     # once spent, spent everywhere: a fresh request is refused by each instance
     for instance in pair:
         with pytest.raises(anthropic.APIStatusError) as refused:
@@ -349,7 +362,7 @@ def test_one_rate_limit_and_one_budget_hold_across_two_processes(
     assert rows == pytest.approx(served(outcomes))
     assert_total_matches_rows(rows, total)
     rows, total = recorded(fresh_postgres_url, limited_token)
-    assert len(rows) == rpm_limit
+    assert len(rows) == len([o for o in load_rpm if o.status == 200])
     assert_total_matches_rows(rows, total)
 
 

@@ -10,7 +10,7 @@ import anthropic
 import pytest
 
 from anygate.protocol.errors import GatewayError
-from anygate.teams.limits import RedisLimiter
+from anygate.teams.limits import FRESH, RedisLimiter
 from anygate.teams.records import Entity, ModelRule
 from tests.fakes.gateway_server import GatewayServer
 from tests.teams.support import Admin, ask, teams_config, wait_for
@@ -98,17 +98,20 @@ async def test_parallel_requests_are_counted_in_redis(redis_server: str, redis_p
 
 
 class _CountedScript:
-    """The limiter's script, counted, and held back until ``go`` is set."""
+    """The limiter's script, counted, held back until ``go`` is set, failing while ``fail`` is."""
 
     def __init__(self, script: object) -> None:
         self.script = script
         self.calls = 0
+        self.fail = False
         self.go = asyncio.Event()
         self.go.set()
 
     async def __call__(self, **kwargs: object) -> object:
         self.calls += 1
         await self.go.wait()
+        if self.fail:
+            raise ConnectionError("Redis is gone")
         return await self.script(**kwargs)  # type: ignore[operator]
 
 
@@ -134,29 +137,178 @@ async def test_concurrent_admissions_share_a_script_call_and_count_in_order(
     await limiter.aclose()
 
 
-async def test_a_spending_end_rides_with_the_next_admission_or_goes_within_the_delay(
-    redis_server: str, redis_prefix: str
-) -> None:
-    """One request at a time with a budget: one script call per request (its end goes with the next
-    request's admission), and a last end reaches Redis within the spend delay on its own."""
+def _limiter(redis_server: str, prefix: str, **options: float) -> RedisLimiter:
     from redis import asyncio as redis_asyncio
 
-    client = redis_asyncio.from_url(redis_server)
-    limiter = RedisLimiter(client, redis_prefix, flush_interval=60, spend_delay=0.2)
+    return RedisLimiter(redis_asyncio.from_url(redis_server), prefix, **options)
+
+
+async def _trusting(limiter: RedisLimiter) -> RedisLimiter:
+    """A limiter that has heard from Redis (as a gateway's has after its first call)."""
+    await limiter.admit([Entity("key", "warm-up", ModelRule([]), rpm_limit=1_000)], 0.0)
+    return limiter
+
+
+async def test_a_lease_admits_without_waiting_and_its_slots_without_asking(
+    redis_server: str, redis_prefix: str
+) -> None:
+    from redis import asyncio as redis_asyncio
+
+    limiter = await _trusting(_limiter(redis_server, redis_prefix, flush_interval=60))
     counted = _counted(limiter)
-    entity = Entity("key", "k", ModelRule([]), max_budget=10.0)
-    window = limiter.window(entity, 1000.0)
-    for _ in range(3):
-        ticket = await limiter.admit([entity], 1000.0)
-        limiter.release(ticket, [entity], 10, 0.5, 1000.0)
-    assert counted.calls == 3  # the first two ends went with the second and third admissions
-    spent = f"{redis_prefix}key:k:spend:{window}"
-    assert float(await client.get(spent)) == 1.0
+    entity = Entity("key", "k", ModelRule([]), rpm_limit=500)
+    at = 60_000.0
+    calls = counted.calls
+    assert await limiter.admit([entity], at) is True  # admitted on trust: nothing sent yet
+    assert counted.calls == calls
+    assert await limiter.flush() and counted.calls == calls + 1
+    rpm = f"{redis_prefix}key:k:rpm:1000"
+    client = redis_asyncio.from_url(redis_server)
+    assert int(await client.get(rpm)) == 1 + 500 // 50  # the request and the lease of 10 slots
+    for _ in range(10):  # the slots: no call
+        await limiter.admit([entity], at + 1)
+    assert not limiter._asks and counted.calls == calls + 1
+    await limiter.admit([entity], at + 2)  # slots used up: on trust again, with the next lease
+    await limiter.flush()
+    assert int(await client.get(rpm)) == 2 + 2 * 10
+    await limiter.aclose()
+    await client.aclose()
+
+
+async def test_an_rpm_limit_is_exceeded_by_at_most_one_request_per_instance(
+    redis_server: str, redis_prefix: str
+) -> None:
+    """Three instances admit bursts of one entity on trust, each reporting only every call: together
+    they admit the limit and at most one request more per instance, and all refuse the rest of the
+    minute."""
+    limiters = [await _trusting(_limiter(redis_server, redis_prefix, flush_interval=60)) for _ in range(3)]
+    entity = Entity("key", "k", ModelRule([]), rpm_limit=30)
+    at = 60_000.0
+    admitted = 0
+    for round_ in range(12):
+        bursts = [
+            asyncio.gather(*(limiter.admit([entity], at + round_) for _ in range(4)), return_exceptions=True)
+            for limiter in limiters
+        ]
+        flushes = [asyncio.create_task(limiter.flush()) for limiter in limiters]
+        outcomes = [o for burst in await asyncio.gather(*bursts) for o in burst]
+        await asyncio.gather(*flushes)
+        admitted += sum(o is True for o in outcomes)
+        assert all(o is True or (isinstance(o, GatewayError) and o.status == 429) for o in outcomes)
+    assert 30 <= admitted <= 30 + len(limiters)
+    for limiter in limiters:
+        with pytest.raises(GatewayError) as refused:
+            await limiter.admit([entity], at + 30)
+        assert refused.value.status == 429 and refused.value.headers["retry-after"] == "30"
+    await asyncio.gather(*(limiter.aclose() for limiter in limiters))
+
+
+async def test_near_the_limit_requests_wait_for_redis(redis_server: str, redis_prefix: str) -> None:
+    limiters = [await _trusting(_limiter(redis_server, redis_prefix, flush_interval=60)) for _ in range(2)]
+    counters = [_counted(limiter) for limiter in limiters]
+    entity = Entity("key", "k", ModelRule([]), rpm_limit=3)
+    at = 60_000.0
+    assert await limiters[0].admit([entity], at) is True  # on trust: Redis had not been asked
+    await limiters[0].flush()
+    calls = counters[1].calls
+    await limiters[1].admit([entity], at)  # nothing known: on trust
+    await limiters[1].flush()
+    await limiters[1].admit([entity], at)  # 1 left of 3: waits for its own call
+    assert counters[1].calls == calls + 2
+    with pytest.raises(GatewayError):  # the other instance last heard 2 left: it asks, and is refused
+        await limiters[0].admit([entity], at)
+    await asyncio.gather(*(limiter.aclose() for limiter in limiters))
+
+
+async def test_budget_spend_reaches_other_instances_within_a_call_and_a_refresh(
+    redis_server: str, redis_prefix: str
+) -> None:
+    interval = 0.02
+    limiters = [
+        await _trusting(_limiter(redis_server, redis_prefix, flush_interval=interval)) for _ in range(2)
+    ]
+    # one key as each instance's cache holds it
+    copies = [
+        Entity("key", "k", ModelRule([]), max_budget=1.0, budget_reset_at=90_000.0, budget_duration="1d")
+        for _ in limiters
+    ]
+    at = 60_000.0
+    ticket = await limiters[0].admit([copies[0]], at)
+    await limiters[1].admit([copies[1]], at)
+    copies[0].spend += 1.5  # over budget: as the hook adds a request's cost to its owners
+    limiters[0].release(ticket, [copies[0]], 10, 1.5, at)
     started = time.monotonic()
-    while float(await client.get(spent)) < 1.5:  # the last end, with no admission to carry it
-        assert time.monotonic() - started < 5
-        await asyncio.sleep(0.01)
-    assert counted.calls == 4 and time.monotonic() - started >= 0.1
+    while True:  # the other one learns it from Redis, at most an interval plus FRESH later
+        try:
+            await limiters[1].admit([copies[1]], at)
+        except GatewayError as exc:
+            assert exc.status == 402 and "$1.5000" in exc.message
+            break
+        assert time.monotonic() - started < 1
+        await asyncio.sleep(0.005)
+    assert time.monotonic() - started < interval * 2 + FRESH + 0.1
+    await asyncio.gather(*(limiter.aclose() for limiter in limiters))
+
+
+async def test_a_tpm_limit_counts_this_instances_ends_at_once(redis_server: str, redis_prefix: str) -> None:
+    limiter = await _trusting(_limiter(redis_server, redis_prefix, flush_interval=60))
+    entity = Entity("key", "k", ModelRule([]), tpm_limit=100)
+    at = 60_000.0
+    ticket = await limiter.admit([entity], at)
+    await limiter.flush()  # the lease is known
+    limiter.release(ticket, [entity], 150, 0.0, at)
+    with pytest.raises(GatewayError) as refused:
+        await limiter.admit([entity], at + 1)
+    assert refused.value.status == 429 and "tokens per minute" in refused.value.message
+    await limiter.aclose()
+
+
+async def test_calls_per_second_do_not_grow_with_requests(redis_server: str, redis_prefix: str) -> None:
+    """Requests far from their limits, each with its own key and a shared team budget: one call per
+    interval carries all their asks and ends, and none of them waits for it."""
+    interval = 0.05
+    limiter = await _trusting(_limiter(redis_server, redis_prefix, flush_interval=interval))
+    counted = _counted(limiter)
+    team = Entity("team", "t", ModelRule([]), max_budget=1_000.0)
+    keys = [Entity("key", f"k{i}", ModelRule([]), rpm_limit=1_000, max_budget=10.0) for i in range(300)]
+    started = time.monotonic()
+    for key in keys:
+        entities = (key, team)
+        ticket = await limiter.admit(entities, time.time())
+        limiter.release(ticket, entities, 10, 0.001, time.time())
+        await asyncio.sleep(0.0005)
+    elapsed = time.monotonic() - started
+    await limiter.flush()
+    assert counted.calls <= elapsed / interval + 2
+    assert not limiter._waiting
+    await limiter.aclose()
+
+
+async def test_while_redis_is_down_slots_still_admit_and_a_request_needing_redis_gets_529(
+    redis_server: str, redis_prefix: str
+) -> None:
+    from redis import asyncio as redis_asyncio
+
+    limiter = await _trusting(_limiter(redis_server, redis_prefix, flush_interval=60))
+    leased = Entity("key", "leased", ModelRule([]), rpm_limit=1_000)
+    at = 60_000.0
+    await limiter.admit([leased], at)
+    await limiter.flush()  # 20 slots held
+    counted = _counted(limiter)
+    counted.fail = True
+    trusted = Entity("key", "trusted", ModelRule([]), rpm_limit=1_000)
+    assert await limiter.admit([trusted], at) is True  # on trust: the call that would count it fails
+    assert not await limiter.flush()  # the limiter no longer admits on trust
+    await limiter.admit([leased], at)  # a slot: no need of Redis
+    with pytest.raises(GatewayError) as refused:
+        await limiter.admit([Entity("key", "new", ModelRule([]), rpm_limit=1_000)], at)
+    assert refused.value.status == 529
+    counted.fail = False
+    assert await limiter.flush()  # the request admitted on trust is counted once Redis is back
+    client = redis_asyncio.from_url(redis_server)
+    assert int(await client.get(f"{redis_prefix}key:trusted:rpm:1000")) == 1
+    assert await client.get(f"{redis_prefix}key:new:rpm:1000") is None
+    await client.aclose()
     await limiter.aclose()
 
 
@@ -201,9 +353,7 @@ async def test_budget_windows_follow_resets_and_rpm_only_ends_send_nothing(
 ) -> None:
     from redis import asyncio as redis_asyncio
 
-    limiter = RedisLimiter(
-        redis_asyncio.from_url(redis_server), redis_prefix, flush_interval=60, spend_delay=60
-    )
+    limiter = RedisLimiter(redis_asyncio.from_url(redis_server), redis_prefix, flush_interval=60)
     counted = _counted(limiter)
     budget = Entity(
         "key", "b", ModelRule([]), max_budget=10.0, budget_duration="1d", budget_reset_at=86_400.0

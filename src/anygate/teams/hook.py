@@ -1,8 +1,9 @@
 """The teams hook: virtual keys authenticate, limits and budgets admit, spend is recorded at the end.
 
 Per request it does no database I/O: the key is a dict lookup of its sha256 in :class:`Directory`,
-limits are counted in-process or with one Redis script call, and the spend row goes into the ledger's
-buffer. Background tasks keep the cache current and write the ledger.
+limits are counted in-process or on what Redis last said (a request waits for Redis only near a
+limit), and the spend row goes into the ledger's buffer. Background tasks keep the cache current and
+write the ledger.
 """
 
 from __future__ import annotations
