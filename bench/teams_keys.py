@@ -11,7 +11,7 @@ gateway loads them exactly as it loads keys made through `/key/generate`.
 
 What the keys look like (`KEY_LIMITS`, `TEAM_LIMITS`): every key has an rpm limit and a monthly budget
 and belongs to one of `TEAMS` teams that has a monthly budget too, so each request is checked against
-two budgets and a rate limit (with Redis: one script call per request). The limits are far above what
+two budgets and a rate limit (with Redis, counted there too). The limits are far above what
 the run sends, so nothing is refused.
 
 This module is imported by the harness (bench/.venv: no database drivers) for the key names and the

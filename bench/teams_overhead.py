@@ -7,9 +7,10 @@ batched spend write of those requests and a cache sync, as the background tasks 
 at that rate. Prints CPU microseconds per request of each part (process CPU: the SQLite thread counts).
 
 `--concurrency N` (default 1) runs the requests as N tasks at once, each waiting `--upstream-ms`
-between its admission and its end as if the upstream answered: with Redis, the admissions waiting at
-one moment then share a script call, as under load through HTTP. The same driver also runs without the
-hook, and "hook stages" is the difference (the tasks and the waits cost both runs the same).
+between its admission and its end as if the upstream answered, as under load through HTTP. The same
+driver also runs without the hook, and "hook stages" is the difference (the tasks and the waits cost
+both runs the same). With Redis, "limits sent" is the script call that reports what the round left
+queued (the calls the limiter made during the round are in "hook stages").
 
 What this leaves out, and the HTTP benchmark includes: the collector's work on the buffered rows, the
 background work running beside a busy event loop instead of after it, and the request path's own work,
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import statistics
 import tempfile
 import time
@@ -32,6 +34,7 @@ import uuid
 from anygate.config import parse_config
 from anygate.hooks import MASTER, RequestRecord, Usage
 from anygate.teams.hook import TeamsHook
+from anygate.teams.limits import RedisLimiter
 from bench import teams_keys
 
 POSTGRES = "postgresql://postgres@127.0.0.1:5432"
@@ -61,7 +64,8 @@ general_settings: {{master_key: sk-bench-master, database_url: '{url}'{redis},
     hook = TeamsHook(config, url)
     await hook.start()
     keys = [teams_keys.bench_key(i) for i in range(teams_keys.KEYS)]
-    parts: dict[str, list[float]] = {"hook stages": [], "spend write": [], "cache sync": []}
+    names = ("hook stages", "limits sent", "spend write", "cache sync")
+    parts: dict[str, list[float]] = {name: [] for name in names}
     sent = 0
     upstream = upstream_ms / 1000
 
@@ -105,14 +109,17 @@ general_settings: {{master_key: sk-bench-master, database_url: '{url}'{redis},
             started = time.process_time()
             await requests(batch, with_hook=True)
             stages = time.process_time()
+            if isinstance(hook.limiter, RedisLimiter):
+                assert await hook.limiter.flush()
+            sent_limits = time.process_time()
             assert await hook.ledger.flush()
             written = time.process_time()
             await hook.sync()
             synced = time.process_time()
             if index:
-                for name, seconds in zip(
-                    parts, (stages - started - baseline, written - stages, synced - written), strict=True
-                ):
+                ends = (stages, sent_limits, written, synced)
+                spans = (stages - started - baseline, *(b - a for a, b in itertools.pairwise(ends)))
+                for name, seconds in zip(parts, spans, strict=True):
                     parts[name].append(seconds / batch * 1e6)
     finally:
         await hook.aclose()

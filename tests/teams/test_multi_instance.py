@@ -45,8 +45,9 @@ WRITE_SLACK = 0.3
 between the gateway recording a request and its client reading the answer."""
 THREADS = 6
 HEARD_WITHIN = FRESH + 2 * 0.05
-"""How old Redis's figures can be on an instance: an end waits for the next call (every 50 ms), and
-what Redis said is trusted for ``FRESH`` seconds and asked again with the next call."""
+"""How old Redis's figures can be on an instance: an end waits for the next call (every 50 ms), what
+Redis said is trusted for ``FRESH`` seconds, and the question that refreshes it goes with the next
+call."""
 REQUEST_TIME = 0.5
 """Allowance for one request's own time through a gateway on a loaded test machine."""
 

@@ -250,6 +250,80 @@ async def test_budget_spend_reaches_other_instances_within_a_call_and_a_refresh(
     await asyncio.gather(*(limiter.aclose() for limiter in limiters))
 
 
+async def test_a_request_that_waited_across_a_minutes_end_counts_in_the_new_minute(
+    redis_server: str, redis_prefix: str
+) -> None:
+    from redis import asyncio as redis_asyncio
+
+    limiter = await _trusting(_limiter(redis_server, redis_prefix, flush_interval=60))
+    entity = Entity("key", "k", ModelRule([]), rpm_limit=500)
+    await limiter.admit([entity], 60_061.0)  # minute 1001 began: on trust
+    await limiter.admit([entity], 60_059.0)  # admitted at minute 1000's end, after waiting
+    assert await limiter.flush()
+    client = redis_asyncio.from_url(redis_server)
+    assert int(await client.get(f"{redis_prefix}key:k:rpm:1001")) == 2 + 500 // 50
+    assert await client.get(f"{redis_prefix}key:k:rpm:1000") is None
+    await client.aclose()
+    await limiter.aclose()
+
+
+async def test_no_request_is_admitted_on_trust_until_redis_counted_the_last_one(
+    redis_server: str, redis_prefix: str
+) -> None:
+    """The other instances take the rest of the minute while this one's call is on the wire: the
+    request admitted on trust is the only one over the limit."""
+    from redis import asyncio as redis_asyncio
+
+    limiter = await _trusting(_limiter(redis_server, redis_prefix, flush_interval=60))
+    counted = _counted(limiter)
+    entity = Entity("key", "k", ModelRule([]), rpm_limit=100)
+    at = 60_000.0
+    await limiter.admit([entity], at)  # on trust, with a lease of 2 slots
+    await limiter.flush()  # Redis left 97
+    for _ in range(3):  # the 2 slots, then on trust again
+        assert await limiter.admit([entity], at) is True
+    client = redis_asyncio.from_url(redis_server)
+    rpm = f"{redis_prefix}key:k:rpm:1000"
+    await client.set(rpm, 100)  # the other instances used the minute up
+    counted.go.clear()
+    sending = asyncio.create_task(limiter.flush())
+    while counted.calls == 0:
+        await asyncio.sleep(0.001)
+    second = asyncio.create_task(limiter.admit([entity], at))
+    await asyncio.sleep(0.05)
+    assert not second.done()  # waits for Redis to count the first
+    counted.go.set()
+    assert await sending
+    with pytest.raises(GatewayError) as refused:
+        await second
+    assert refused.value.status == 429
+    assert int(await client.get(rpm)) == 101
+    await client.aclose()
+    await limiter.aclose()
+
+
+async def test_an_rpm_limit_of_zero_admits_nothing(redis_server: str, redis_prefix: str) -> None:
+    limiter = await _trusting(_limiter(redis_server, redis_prefix, flush_interval=60))
+    with pytest.raises(GatewayError) as refused:
+        await limiter.admit([Entity("key", "k", ModelRule([]), rpm_limit=0)], 60_000.0)
+    assert refused.value.status == 429
+    await limiter.aclose()
+
+
+async def test_an_end_does_not_bring_back_an_older_copy_of_its_entity(
+    redis_server: str, redis_prefix: str
+) -> None:
+    limiter = await _trusting(_limiter(redis_server, redis_prefix, flush_interval=60))
+    older = Entity("team", "t", ModelRule([]), rpm_limit=10, max_budget=5.0)
+    newer = Entity("team", "t", ModelRule([]), rpm_limit=20, max_budget=50.0)  # an admin raised them
+    at = 60_000.0
+    ticket = await limiter.admit([older], at)
+    await limiter.admit([newer], at)
+    limiter.release(ticket, [older], 10, 1.0, at)  # a request admitted under the older copy ends
+    assert limiter._leases[limiter.tag(newer)].entity is newer
+    await limiter.aclose()
+
+
 async def test_a_tpm_limit_counts_this_instances_ends_at_once(redis_server: str, redis_prefix: str) -> None:
     limiter = await _trusting(_limiter(redis_server, redis_prefix, flush_interval=60))
     entity = Entity("key", "k", ModelRule([]), tpm_limit=100)

@@ -277,13 +277,16 @@ class _Lease:
     """What this instance knows of an entity's counters in Redis, and the rpm slots it holds.
 
     ``left`` is how many rpm requests Redis had left at its last answer, less those this instance
-    admitted on trust since (None: not asked this minute); ``full``: Redis said none is left."""
+    admitted on trust since (None: not asked this minute); ``full``: Redis said none is left;
+    ``unconfirmed``: a request admitted on trust has not been counted by Redis yet (until it is, no
+    other request of the entity is admitted on trust: at most one can be over the limit)."""
 
     entity: Entity
     minute: int
     slots: int = 0
     left: int | None = None
     full: bool = False
+    unconfirmed: bool = False
     tokens: int = 0
     spend: float = 0.0
     window: str = ""
@@ -292,9 +295,11 @@ class _Lease:
     """The ask queued for the next call (None once it is sent)."""
 
     def roll(self, minute: int) -> None:
-        if minute != self.minute:
+        """Start a new minute (never an earlier one: a request that waited across a minute's end is
+        counted in the new minute)."""
+        if minute > self.minute:
             self.minute, self.slots, self.left, self.full, self.tokens = minute, 0, None, False, 0
-            self.heard, self.ask = -math.inf, None
+            self.heard, self.ask, self.unconfirmed = -math.inf, None, False
 
 
 @dataclass(slots=True, eq=False)
@@ -387,7 +392,7 @@ class RedisLimiter:
             if entity.max_parallel_requests is not None:
                 return await self._admit_exactly(entities, at)
         minute = int(at // WINDOW)
-        if minute != self._minute:
+        if minute > self._minute:
             self._forget_idle(minute)
         while True:
             leases = [self._lease(entity, minute) for entity in entities]
@@ -397,13 +402,14 @@ class RedisLimiter:
             self._kick(urgent=True)
             await asyncio.shield(answered)
 
-    def _lease(self, entity: Entity, minute: int) -> _Lease:
+    def _lease(self, entity: Entity, minute: int, *, admitting: bool = True) -> _Lease:
         tag = entity.redis_tag or self.tag(entity)
         lease = self._leases.get(tag)
         if lease is None:
             lease = self._leases[tag] = _Lease(entity, minute)
         else:
-            lease.entity = entity  # the cache may have replaced it with a newer copy
+            if admitting:  # an admission sees the cache's newest copy (an end may hold an older one)
+                lease.entity = entity
             lease.roll(minute)
         return lease
 
@@ -417,14 +423,11 @@ class RedisLimiter:
             rpm = entity.rpm_limit
             if rpm is None or lease.slots > 0:
                 continue
-            ask = lease.ask
-            if (
-                self._trusted
-                and (ask is None or not ask.served)
-                and (lease.left is None or lease.left > max(NEAR_MIN, rpm // NEAR_SHARE))
-            ):
+            left = rpm if lease.left is None else lease.left
+            if self._trusted and not lease.unconfirmed and left > max(NEAR_MIN, rpm // NEAR_SHARE):
                 on_trust[i] = True
                 continue
+            ask = lease.ask
             if ask is None:
                 ask = self._queue_ask(lease, at)
             ask.wanted += 1
@@ -438,7 +441,9 @@ class RedisLimiter:
                 ask = lease.ask or self._queue_ask(lease, at)
                 ask.wanted += 1 + (entity.rpm_limit or 0) // LEASE_SHARE
                 ask.served += 1
-                lease.left = 0 if lease.left is None else lease.left - 1
+                lease.unconfirmed = True
+                if lease.left is not None:
+                    lease.left -= 1
             else:
                 if entity.rpm_limit is not None:
                     lease.slots -= 1
@@ -466,6 +471,7 @@ class RedisLimiter:
             raise rate_limited(entity, "requests per minute", entity.rpm_limit, WINDOW - at % WINDOW)
 
     def _queue_ask(self, lease: _Lease, at: float) -> _Ask:
+        at = max(at, lease.minute * WINDOW)  # in the lease's minute
         ask = lease.ask = _Ask(lease, lease.minute, at)
         self._asks.append(ask)
         return ask
@@ -524,13 +530,14 @@ class RedisLimiter:
             counts_tokens = entity.tpm_limit is not None and tokens > 0
             if not counts_tokens and (entity.max_budget is None or not cost):
                 continue  # an rpm limit counts requests as they are admitted
-            lease = self._lease(entity, minute)
+            lease = self._lease(entity, minute, admitting=False)
             ask = lease.ask or self._queue_ask(lease, at)
             if counts_tokens:
                 ask.tokens += tokens
                 lease.tokens += tokens
             if entity.max_budget is not None:
                 ask.cost += cost
+                lease.spend += cost
         if self._asks or self._ends:
             self._kick(urgent=False)
 
@@ -590,10 +597,9 @@ class RedisLimiter:
                     ask.lease.ask = None
             if not waiting and not ends and not asks:
                 return True
-            batch = orjson.dumps(
-                [time.time(), ends, [_ask_args(self.tag, ask) for ask in asks], [w.args for w in waiting]]
-            )
             try:
+                questions = [_ask_args(self.tag, ask) for ask in asks]
+                batch = orjson.dumps([time.time(), ends, questions, [w.args for w in waiting]])
                 leased_text, admitted_text = await self._script(args=[batch])
                 leased, admitted = orjson.loads(leased_text), orjson.loads(admitted_text)
                 if len(leased) != len(asks) or len(admitted) != len(waiting):
@@ -617,7 +623,12 @@ class RedisLimiter:
             self._trusted = True
             clock = time.monotonic()
             for ask, answer in zip(asks, leased, strict=True):
-                _take_answer(ask, answer, clock)
+                try:
+                    _take_answer(ask, answer, clock)
+                except Exception:  # a request waiting for this answer must not wait forever
+                    log.exception("the Redis limiter could not read an answer")
+                    if ask.answered is not None and not ask.answered.done():
+                        ask.answered.set_result(None)
             for request, (code, index, value) in zip(waiting, admitted, strict=True):
                 if not request.answer.done():
                     request.answer.set_result((int(code), int(index), str(value)))
@@ -628,20 +639,19 @@ class RedisLimiter:
 
     def _keep_asked(self, asks: list[_Ask]) -> None:
         """After a failed call: what the asks counted (requests admitted on trust, and the tokens and
-        costs of requests that ended) still has to reach Redis."""
+        costs of requests that ended) still has to reach Redis. The asks of a minute that has passed
+        give only their costs: its rate windows are over."""
         for ask in asks:
             if not (ask.served or ask.tokens or ask.cost):
                 continue
             lease = ask.lease
-            if lease.minute == ask.minute:
-                kept = lease.ask or self._queue_ask(lease, ask.at)
-            else:
-                kept = _Ask(lease, ask.minute, ask.at)
-                self._asks.append(kept)
-            kept.wanted += ask.served
-            kept.served += ask.served
-            kept.tokens += ask.tokens
+            kept = lease.ask or self._queue_ask(lease, ask.at)
             kept.cost += ask.cost
+            if lease.minute == ask.minute:
+                kept.wanted += ask.served
+                kept.served += ask.served
+                kept.tokens += ask.tokens
+            # else: that minute's rpm and tpm windows are over; only the spend still counts
 
     async def aclose(self) -> None:
         if self._task is not None:
@@ -665,7 +675,7 @@ def _ask_args(tag: Any, ask: _Ask) -> list[Any]:
         ask.served,
         -1 if entity.tpm_limit is None else entity.tpm_limit,
         -1 if entity.max_budget is None else entity.max_budget,
-        entity.window_spend(ask.at),
+        max(entity.window_spend(ask.at), ask.cost),
         RedisLimiter.window(entity, ask.at),
         ask.tokens,
         ask.cost,
@@ -677,6 +687,8 @@ def _take_answer(ask: _Ask, answer: list[Any], clock: float) -> None:
     granted, left, tokens, spend = answer
     lease = ask.lease
     if lease.minute == ask.minute:
+        if ask.served:
+            lease.unconfirmed = False
         lease.slots += max(int(granted) - ask.served, 0)
         if lease.entity.rpm_limit is not None:
             left = int(left)
