@@ -267,6 +267,26 @@ async def test_a_request_that_waited_across_a_minutes_end_counts_in_the_new_minu
     await limiter.aclose()
 
 
+async def test_a_clock_set_back_starts_the_earlier_minute_afresh(
+    redis_server: str, redis_prefix: str
+) -> None:
+    from redis import asyncio as redis_asyncio
+
+    limiter = await _trusting(_limiter(redis_server, redis_prefix, flush_interval=60))
+    entity = Entity("key", "k", ModelRule([]), rpm_limit=5)
+    client = redis_asyncio.from_url(redis_server)
+    await client.set(f"{redis_prefix}key:k:rpm:1001", 5)  # minute 1001 is used up
+    await limiter.admit([entity], 60_070.0)  # on trust, the one over the limit
+    await limiter.flush()
+    with pytest.raises(GatewayError):
+        await limiter.admit([entity], 60_071.0)
+    assert await limiter.admit([entity], 54_000.0) is True  # an hour earlier: counted there
+    await limiter.flush()
+    assert int(await client.get(f"{redis_prefix}key:k:rpm:900")) == 1
+    await client.aclose()
+    await limiter.aclose()
+
+
 async def test_no_request_is_admitted_on_trust_until_redis_counted_the_last_one(
     redis_server: str, redis_prefix: str
 ) -> None:

@@ -295,9 +295,9 @@ class _Lease:
     """The ask queued for the next call (None once it is sent)."""
 
     def roll(self, minute: int) -> None:
-        """Start a new minute (never an earlier one: a request that waited across a minute's end is
-        counted in the new minute)."""
-        if minute > self.minute:
+        """Start a new minute. Not the one before: a request that waited across a minute's end is
+        counted in the new minute; but any earlier (the clock was set back)."""
+        if minute > self.minute or minute < self.minute - 1:
             self.minute, self.slots, self.left, self.full, self.tokens = minute, 0, None, False, 0
             self.heard, self.ask, self.unconfirmed = -math.inf, None, False
 
@@ -334,11 +334,13 @@ class RedisLimiter:
 
     A request does not wait for Redis unless its entity is near a limit. rpm is leased: an instance
     takes slots of an entity's minute from Redis (a fiftieth of the limit at a time) and admits from
-    them alone. Without a slot, a request is admitted on trust while Redis's last answer left more
-    than a tenth of the limit (at least 2) and no other such request of the entity is waiting to be
-    reported, and its ask, which counts it and takes the next lease, goes with the next call; near the
-    limit it waits for the call. So an rpm limit is exceeded by at most one request per instance a
-    minute: the one admitted on trust when the other instances had just taken the rest. Budgets and
+    them alone. Without a slot, a request is admitted on trust while Redis's last answer (or, not
+    asked yet this minute, the limit itself) left more than a tenth of the limit (at least 2) and Redis
+    has counted the entity's last request admitted so, and its ask, which counts it and takes the next
+    lease, goes with the next call; otherwise it waits for a call, sent at once. So an rpm limit is
+    exceeded by at most one request per instance a minute: the one admitted on trust when the other
+    instances had just taken the rest. Limits under 50 a minute lease no slots: a request of such an
+    entity waits for Redis while the previous one admitted on trust is not counted yet. Budgets and
     ``tpm`` are checked against what Redis said at most :data:`FRESH` seconds before (the request that
     finds it older asks again, without waiting), plus this instance's own ends since. A request of an
     entity with a parallel-request limit waits for Redis, which checks and counts all its limits at
@@ -392,7 +394,7 @@ class RedisLimiter:
             if entity.max_parallel_requests is not None:
                 return await self._admit_exactly(entities, at)
         minute = int(at // WINDOW)
-        if minute > self._minute:
+        if minute > self._minute or minute < self._minute - 1:
             self._forget_idle(minute)
         while True:
             leases = [self._lease(entity, minute) for entity in entities]
@@ -623,16 +625,25 @@ class RedisLimiter:
             self._trusted = True
             clock = time.monotonic()
             for ask, answer in zip(asks, leased, strict=True):
+                if ask.served and ask.lease.minute == ask.minute:
+                    ask.lease.unconfirmed = False  # Redis counted the requests admitted on trust
                 try:
                     _take_answer(ask, answer, clock)
                 except Exception:  # a request waiting for this answer must not wait forever
-                    log.exception("the Redis limiter could not read an answer")
+                    log.exception("the Redis limiter could not read an answer: %r", answer)
                     if ask.answered is not None and not ask.answered.done():
                         ask.answered.set_result(None)
-            for request, (code, index, value) in zip(waiting, admitted, strict=True):
+            for request, answer in zip(waiting, admitted, strict=True):
+                try:
+                    code, index, value = int(answer[0]), int(answer[1]), str(answer[2])
+                except (TypeError, ValueError, IndexError) as exc:
+                    log.error("the Redis limiter could not read an answer: %r", answer)
+                    if not request.answer.done():
+                        request.answer.set_exception(_unavailable(exc))
+                    continue
                 if not request.answer.done():
-                    request.answer.set_result((int(code), int(index), str(value)))
-                elif int(code) == 0:
+                    request.answer.set_result((code, index, value))
+                elif code == 0:
                     # The caller went away while its admission was on the wire: give back what it took.
                     self._queue_ends(request.entities, 0, 0.0, request.at)
             return True
@@ -645,13 +656,14 @@ class RedisLimiter:
             if not (ask.served or ask.tokens or ask.cost):
                 continue
             lease = ask.lease
-            kept = lease.ask or self._queue_ask(lease, ask.at)
-            kept.cost += ask.cost
             if lease.minute == ask.minute:
+                kept = lease.ask or self._queue_ask(lease, ask.at)
                 kept.wanted += ask.served
                 kept.served += ask.served
                 kept.tokens += ask.tokens
-            # else: that minute's rpm and tpm windows are over; only the spend still counts
+                kept.cost += ask.cost
+            elif ask.cost:  # that minute's rate windows are over: its cost, in its budget window
+                self._asks.append(_Ask(lease, ask.minute, ask.at, cost=ask.cost))
 
     async def aclose(self) -> None:
         if self._task is not None:
@@ -687,8 +699,6 @@ def _take_answer(ask: _Ask, answer: list[Any], clock: float) -> None:
     granted, left, tokens, spend = answer
     lease = ask.lease
     if lease.minute == ask.minute:
-        if ask.served:
-            lease.unconfirmed = False
         lease.slots += max(int(granted) - ask.served, 0)
         if lease.entity.rpm_limit is not None:
             left = int(left)
