@@ -4,10 +4,10 @@ The `--teams` variants of `bench.run` measure the small-request scenarios with t
 virtual keys in the database, each request presenting one of them, so what the run measures is what a
 gateway shared by many developers pays per request: the key's hash looked up among 10,000, its limits
 counted, its spend buffered and written, and the cache kept current while spend moves on thousands of
-keys. Filling the database through 10,000 admin calls would take minutes; `seed` writes the rows in
-one transaction through the project's own tables and migrations (`anygate.teams.store.Store.open`
-migrates the database first), stamped with one `revision` as an admin change would be, so the
-gateway loads them exactly as it loads keys made through `/key/generate`.
+keys. Filling the database through 10,000 admin calls would take minutes; `seed` writes the teams and
+then the keys with `Store.insert_many` (`anygate.teams.store.Store.open` migrates the database first),
+each stamped with one `revision` as an admin change would be, so the gateway loads them exactly as it
+loads keys made through `/key/generate`.
 
 What the keys look like (`KEY_LIMITS`, `TEAM_LIMITS`): every key has an rpm limit and a monthly budget
 and belongs to one of `TEAMS` teams that has a monthly budget too, so each request is checked against
@@ -92,11 +92,8 @@ def key_rows(count: int, teams: int, now: float) -> tuple[list[dict[str, Any]], 
 
 
 async def seed(database_url: str, keys: int = KEYS, teams: int = TEAMS) -> float:
-    """Create (migrate) the database and write ``teams`` teams and ``keys`` keys in one transaction;
+    """Create (migrate) the database and write ``teams`` teams and ``keys`` keys (a transaction each);
     returns the seconds it took. A Postgres database named in the URL is created first."""
-    import sqlalchemy as sa
-
-    from anygate.teams import schema
     from anygate.teams.store import Store
 
     started = time.monotonic()
@@ -105,21 +102,8 @@ async def seed(database_url: str, keys: int = KEYS, teams: int = TEAMS) -> float
     store = await Store.open(database_url)
     try:
         team_rows, rows = key_rows(keys, teams, time.time())
-        async with store.engine.begin() as conn:
-            # One admin change: bump the revision counter and stamp every row with it.
-            revision = (
-                await conn.execute(
-                    sa.update(schema.meta)
-                    .where(schema.meta.c.name == "revision")
-                    .values(value=schema.meta.c.value + 1)
-                    .returning(schema.meta.c.value)
-                )
-            ).scalar_one()
-            if team_rows:
-                await conn.execute(sa.insert(schema.teams), [{**r, "revision": revision} for r in team_rows])
-            for start in range(0, len(rows), 2_000):
-                chunk = [{**r, "revision": revision} for r in rows[start : start + 2_000]]
-                await conn.execute(sa.insert(schema.keys), chunk)
+        await store.insert_many("team", team_rows)
+        await store.insert_many("key", rows)
     finally:
         await store.close()
     return time.monotonic() - started

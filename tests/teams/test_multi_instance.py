@@ -258,7 +258,7 @@ async def _recorded(database_url: str, token: str) -> tuple[dict[str, float], fl
         rows = await connection.fetch(
             "SELECT request_id, spend FROM anygate_spend_logs WHERE api_key = $1", token
         )
-        total = await connection.fetchval("SELECT spend FROM anygate_keys WHERE token = $1", token)
+        total = await connection.fetchval("SELECT spend FROM anygate_key_spend WHERE token = $1", token)
     finally:
         await connection.close()
     return {row["request_id"]: row["spend"] for row in rows}, float(total)

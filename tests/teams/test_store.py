@@ -69,6 +69,81 @@ async def test_an_older_database_is_upgraded_on_start(database_url: str) -> None
     await upgraded.close()
 
 
+async def test_spend_moves_to_its_own_tables_on_upgrade(database_url: str) -> None:
+    """Version 4 keeps spend apart from the keys', teams' and users' rows: an older database's spend
+    and spend counters come along, and the old columns go."""
+    store = Store(create_async_engine(async_url(database_url)))
+    assert await store.migrate(target=3) == 0
+    async with store.engine.begin() as conn:
+        await conn.execute(
+            sa.text(
+                "INSERT INTO anygate_keys (token, key_name, models, metadata, spend, blocked, created_at, "
+                "updated_at, revision, spend_revision, budget_reset_at) VALUES "
+                "('k1', 'sk-...k1', '[]', '{}', 2.5, false, 1, 1, 1, 7, 99.0), "
+                "('k2', 'sk-...k2', '[]', '{}', 0.0, false, 2, 2, 1, 0, NULL)"
+            )
+        )
+        await conn.execute(
+            sa.text(
+                "INSERT INTO anygate_teams (team_id, members_with_roles, models, metadata, spend, blocked, "
+                "created_at, updated_at, revision, spend_revision) VALUES "
+                "('t1', '[]', '[]', '{}', 40.25, false, 1, 1, 1, 3)"
+            )
+        )
+        await conn.execute(sa.text("UPDATE anygate_meta SET value = 7 WHERE name = 'spend'"))
+    await store.close()
+    upgraded = await Store.open(database_url)
+    async with upgraded.engine.connect() as conn:
+        columns = await conn.run_sync(
+            lambda c: {
+                (table, col["name"])
+                for table in ("anygate_keys", "anygate_teams", "anygate_users")
+                for col in sa.inspect(c).get_columns(table)
+            }
+        )
+    assert not {name for _, name in columns} & {"spend", "spend_revision"}
+    key = await upgraded.get("key", "k1")
+    assert key is not None and key["spend"] == 2.5 and key["spend_revision"] == 7
+    team = await upgraded.get("team", "t1")
+    assert team is not None and team["spend"] == 40.25
+    assert [(k, i, s, r) for k, i, s, r in (await upgraded.spend_since(2))[1]] == [
+        ("key", "k1", 2.5, 99.0),
+        ("team", "t1", 40.25, None),
+    ]
+    rows, total = await upgraded.find("key")
+    assert total == 2 and [(r["token"], r["spend"]) for r in rows] == [("k1", 2.5), ("k2", 0.0)]
+    await upgraded.write_spend([], [SpendDelta("", 0.5, (("key", "k2"), ("team", "t1")))])
+    assert (await upgraded.get("key", "k2") or {})["spend"] == 0.5
+    assert (await upgraded.get("team", "t1") or {})["spend"] == 40.75
+    await upgraded.close()
+
+
+async def test_spend_follows_its_key_through_updates_regeneration_and_deletion(database_url: str) -> None:
+    store = await Store.open(database_url)
+    await store.insert("key", _key("k1", spend=1.5))
+    await store.write_spend([], [SpendDelta("", 0.25, (("key", "k1"),))])
+    assert (await store.get("key", "k1") or {})["spend"] == 1.75
+    before = (await store.counters())["spend"]
+    assert await store.update("key", "k1", {"key_alias": "renamed"})
+    assert (await store.counters())["spend"] == before  # no spend given: the spend stays, unstamped
+    assert await store.update("key", "k1", {"spend": 10.0})
+    moved = await store.spend_since(before)
+    assert moved[1] == [("key", "k1", 10.0, None)]
+    assert not await store.update("key", "nope", {"spend": 1.0})
+    row = await store.get("key", "k1")
+    assert row is not None
+    assert await store.rekey("k1", {**row, "token": "k9", "key_name": "sk-...k9"})
+    assert await store.get("key", "k1") is None
+    regenerated = await store.get("key", "k9")
+    assert regenerated is not None and regenerated["spend"] == 10.0 and regenerated["key_alias"] == "renamed"
+    assert await store.delete("key", ["k9"]) == ["k9"]
+    async with store.engine.connect() as conn:
+        counted = sa.select(sa.func.count()).select_from(schema.spend_tables["key"])
+        left = (await conn.execute(counted)).scalar()
+    assert left == 0
+    await store.close()
+
+
 async def test_changes_reach_a_second_cache(database_url: str) -> None:
     one, two = await Store.open(database_url), await Store.open(database_url)
     cache = Directory()
@@ -246,8 +321,7 @@ async def test_a_large_spend_write_lands_whole(database_url: str) -> None:
     """Hundreds of rows and keys in one write: SQLite takes them in several multi-row statements."""
     store = await Store.open(database_url)
     keys = [f"k{i:03d}" for i in range(150)]
-    async with store.engine.begin() as conn:
-        await conn.execute(sa.insert(schema.keys), [{**_key(key), "revision": 1} for key in keys])
+    await store.insert_many("key", [_key(key) for key in keys])
     rows = [_row(f"r{i}", 0.001 * (i % 7 + 1)) for i in range(700)]
     deltas = [SpendDelta(f"r{i}", 0.001 * (i % 7 + 1), (("key", keys[i % 150]),)) for i in range(700)]
     await store.write_spend(rows, deltas, fresh=True)
@@ -265,10 +339,9 @@ async def test_a_spend_row_reads_back_exactly_as_it_was_given(database_url: str)
     token figures, texts with quotes, backslashes and emoji, metadata JSON."""
     store = await Store.open(database_url)
     team = {"team_id": "t1", "members_with_roles": [], "models": [], "metadata": {}, "spend": 0.5,
-            "blocked": False, "created_at": 1.0, "updated_at": 1.0, "revision": 1}  # fmt: skip
-    async with store.engine.begin() as conn:
-        await conn.execute(sa.insert(schema.keys), [{**_key("k1"), "revision": 1}])
-        await conn.execute(sa.insert(schema.teams), [team])
+            "blocked": False, "created_at": 1.0, "updated_at": 1.0}  # fmt: skip
+    await store.insert("key", _key("k1"))
+    await store.insert("team", team)
     odd = 'a "quoted" \\ back\\slash 🚀 é'
     row = _row(
         "r-exact", 0.1 + 0.2, key_alias=odd, team_id="t1", user=odd, end_user=odd, session_id=None, model=odd,

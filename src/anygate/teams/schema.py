@@ -19,6 +19,8 @@ from typing import Any, Final
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from anygate.teams.records import EntityKind
+
 metadata: Final = sa.MetaData()
 
 meta: Final = sa.Table(
@@ -31,13 +33,22 @@ meta: Final = sa.Table(
 writes)."""
 
 
-def _budget_columns() -> list[sa.Column[Any]]:
+def _budget_columns(*, with_spend: bool = False) -> list[sa.Column[Any]]:
+    """A key's, team's or user's budget and limits. ``with_spend``: also its spend and the counter of
+    the write that moved it, as schema versions 1 to 3 kept them (version 4 keeps them in a table of
+    their own: :data:`spend_tables`)."""
+    spend: list[sa.Column[Any]] = []
+    if with_spend:
+        spend = [
+            sa.Column("spend", sa.Double, nullable=False, default=0.0),
+            sa.Column("spend_revision", sa.BigInteger, nullable=False, default=0, index=True),
+        ]
     return [
         sa.Column("models", sa.JSON, nullable=False, default=list),
         sa.Column("max_budget", sa.Double, nullable=True),
         sa.Column("budget_duration", sa.String(32), nullable=True),
         sa.Column("budget_reset_at", sa.Double, nullable=True, index=True),
-        sa.Column("spend", sa.Double, nullable=False, default=0.0),
+        *spend[:1],
         sa.Column("rpm_limit", sa.BigInteger, nullable=True),
         sa.Column("tpm_limit", sa.BigInteger, nullable=True),
         sa.Column("max_parallel_requests", sa.BigInteger, nullable=True),
@@ -48,42 +59,79 @@ def _budget_columns() -> list[sa.Column[Any]]:
         sa.Column("created_by", sa.String(255), nullable=True),
         sa.Column("updated_by", sa.String(255), nullable=True),
         sa.Column("revision", sa.BigInteger, nullable=False, default=0, index=True),
-        sa.Column("spend_revision", sa.BigInteger, nullable=False, default=0, index=True),
+        *spend[1:],
     ]
 
 
-keys: Final = sa.Table(
-    "anygate_keys",
-    metadata,
-    sa.Column("token", sa.String(64), primary_key=True),
-    sa.Column("key_name", sa.String(64), nullable=False),
-    sa.Column("key_alias", sa.String(255), nullable=True, unique=True),
-    sa.Column("user_id", sa.String(255), nullable=True, index=True),
-    sa.Column("team_id", sa.String(255), nullable=True, index=True),
-    sa.Column("expires", sa.Double, nullable=True),
-    sa.Column("duration", sa.String(32), nullable=True),
-    *_budget_columns(),
-)
+def _key_table(metadata: sa.MetaData, *, with_spend: bool = False) -> sa.Table:
+    return sa.Table(
+        "anygate_keys",
+        metadata,
+        sa.Column("token", sa.String(64), primary_key=True),
+        sa.Column("key_name", sa.String(64), nullable=False),
+        sa.Column("key_alias", sa.String(255), nullable=True, unique=True),
+        sa.Column("user_id", sa.String(255), nullable=True, index=True),
+        sa.Column("team_id", sa.String(255), nullable=True, index=True),
+        sa.Column("expires", sa.Double, nullable=True),
+        sa.Column("duration", sa.String(32), nullable=True),
+        *_budget_columns(with_spend=with_spend),
+    )
 
-teams: Final = sa.Table(
-    "anygate_teams",
-    metadata,
-    sa.Column("team_id", sa.String(255), primary_key=True),
-    sa.Column("team_alias", sa.String(255), nullable=True, unique=True),
-    sa.Column("members_with_roles", sa.JSON, nullable=False, default=list),
-    *_budget_columns(),
-)
 
-users: Final = sa.Table(
-    "anygate_users",
-    metadata,
-    sa.Column("user_id", sa.String(255), primary_key=True),
-    sa.Column("user_email", sa.String(255), nullable=True, index=True),
-    sa.Column("user_alias", sa.String(255), nullable=True),
-    sa.Column("user_role", sa.String(64), nullable=True),
-    sa.Column("teams", sa.JSON, nullable=False, default=list),
-    *_budget_columns(),
-)
+def _team_table(metadata: sa.MetaData, *, with_spend: bool = False) -> sa.Table:
+    return sa.Table(
+        "anygate_teams",
+        metadata,
+        sa.Column("team_id", sa.String(255), primary_key=True),
+        sa.Column("team_alias", sa.String(255), nullable=True, unique=True),
+        sa.Column("members_with_roles", sa.JSON, nullable=False, default=list),
+        *_budget_columns(with_spend=with_spend),
+    )
+
+
+def _user_table(metadata: sa.MetaData, *, with_spend: bool = False) -> sa.Table:
+    return sa.Table(
+        "anygate_users",
+        metadata,
+        sa.Column("user_id", sa.String(255), primary_key=True),
+        sa.Column("user_email", sa.String(255), nullable=True, index=True),
+        sa.Column("user_alias", sa.String(255), nullable=True),
+        sa.Column("user_role", sa.String(64), nullable=True),
+        sa.Column("teams", sa.JSON, nullable=False, default=list),
+        *_budget_columns(with_spend=with_spend),
+    )
+
+
+keys: Final = _key_table(metadata)
+teams: Final = _team_table(metadata)
+users: Final = _user_table(metadata)
+
+
+def _spend_table(name: str, primary: str, metadata: sa.MetaData) -> sa.Table:
+    return sa.Table(
+        name,
+        metadata,
+        sa.Column(primary, sa.String(255 if primary != "token" else 64), primary_key=True),
+        sa.Column("spend", sa.Double, nullable=False, default=0.0),
+        sa.Column("spend_revision", sa.BigInteger, nullable=False, default=0, index=True),
+        sqlite_with_rowid=False,
+    )
+
+
+spend_tables: Final[dict[EntityKind, sa.Table]] = {
+    "key": _spend_table("anygate_key_spend", "token", metadata),
+    "team": _spend_table("anygate_team_spend", "team_id", metadata),
+    "user": _spend_table("anygate_user_spend", "user_id", metadata),
+}
+"""Each key's, team's and user's spend (in its budget window), by its id: one narrow row apiece, apart
+from the wide row of its settings. Why: every spend write adds to the spend of every key, team and
+user that spent since the last one (thousands of keys a second on a busy gateway), and a database
+rewrites a whole row to change one value of it: a key's row with its models, metadata and texts is
+three times as wide as this one, and it cost SQLite three times as much (10 µs against 3.6 a key
+in a write of 3,000 out of 10,000). ``spend_revision`` is the ``spend`` counter of the write that
+moved it, which is how other instances find what moved (see :mod:`.cache`). Every key, team and user
+has its row, written with it."""
+
 
 deletions: Final = sa.Table(
     "anygate_deletions",
@@ -152,14 +200,16 @@ and start time; on Postgres also by key (:func:`_v3`)."""
 
 # --- migrations --------------------------------------------------------------------------------------
 
-V1_TABLES: Final = (meta, keys, teams, users, deletions)
-
 
 def _v1(conn: Connection) -> None:
-    """The first schema: keys, teams, users, tombstones and spend rows without cache tokens."""
-    for table in V1_TABLES:
+    """The first schema: keys, teams and users with their spend, tombstones, and spend rows without
+    cache tokens."""
+    first = sa.MetaData()
+    for make in (_key_table, _team_table, _user_table):
+        make(first, with_spend=True).create(conn, checkfirst=True)
+    for table in (meta, deletions):
         table.create(conn, checkfirst=True)
-    sa.Table(SPEND_LOGS, sa.MetaData(), *_spend_columns()).create(conn, checkfirst=True)
+    sa.Table(SPEND_LOGS, first, *_spend_columns()).create(conn, checkfirst=True)
 
 
 def _v2(conn: Connection) -> None:
@@ -196,7 +246,31 @@ def _v3(conn: Connection) -> None:
             index.drop(conn, checkfirst=True)
 
 
-MIGRATIONS: Final[tuple[Callable[[Connection], None], ...]] = (_v1, _v2, _v3)
+def _v4(conn: Connection) -> None:
+    """Spend moves out of the keys', teams' and users' rows into narrow tables of its own
+    (:data:`spend_tables`, which says why): each row's spend and ``spend_revision`` are copied, then
+    the two columns (and the index of ``spend_revision``) are dropped. Dropping a column needs SQLite
+    3.35 (2021) or newer."""
+    old = sa.MetaData()
+    for make, spend in zip((_key_table, _team_table, _user_table), spend_tables.values(), strict=True):
+        before = make(old, with_spend=True)
+        spend.create(conn, checkfirst=True)
+        primary = before.primary_key.columns[0].name
+        conn.execute(
+            sa.insert(spend).from_select(
+                [primary, "spend", "spend_revision"],
+                sa.select(before.c[primary], before.c.spend, before.c.spend_revision),
+            )
+        )
+        for index in before.indexes:
+            if {column.name for column in index.columns} == {"spend_revision"}:
+                index.drop(conn)
+        quote = conn.dialect.identifier_preparer.quote
+        for column in ("spend", "spend_revision"):
+            conn.execute(sa.text(f"ALTER TABLE {quote(before.name)} DROP COLUMN {quote(column)}"))
+
+
+MIGRATIONS: Final[tuple[Callable[[Connection], None], ...]] = (_v1, _v2, _v3, _v4)
 """Step ``i`` brings a database from version ``i`` to ``i + 1``; append, never edit."""
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 

@@ -35,6 +35,8 @@ TABLES: Final[Mapping[EntityKind, sa.Table]] = {
     "user": schema.users,
 }
 PRIMARY: Final[Mapping[EntityKind, str]] = {"key": "token", "team": "team_id", "user": "user_id"}
+"""Each kind's id column, in its table and in its spend table."""
+SPEND_TABLES: Final[Mapping[EntityKind, sa.Table]] = schema.spend_tables
 SQLITE_INSERT_ROWS: Final = 512
 """Spend rows one SQLite statement carries at most (12,288 parameters; SQLite allows 32,766); see
 :meth:`Store._write_rows`."""
@@ -195,47 +197,50 @@ class Store:
 
     # --- keys, teams, users ----------------------------------------------------------------------------
 
-    async def insert(self, kind: EntityKind, values: dict[str, Any]) -> None:
-        async with self.engine.begin() as conn:
-            revision = await self._bump(conn, "revision")
-            await conn.execute(sa.insert(TABLES[kind]).values(**values, revision=revision))
+    async def insert(self, kind: EntityKind, values: Mapping[str, Any]) -> None:
+        """A new key, team or user (``spend`` in ``values`` is its spend so far; 0 without)."""
+        await self.insert_many(kind, [values])
 
-    async def update(self, kind: EntityKind, entity_id: str, values: dict[str, Any]) -> bool:
-        table = TABLES[kind]
-        async with self.engine.begin() as conn:
-            revision = await self._bump(conn, "revision")
-            extra = {"spend_revision": await self._bump(conn, "spend")} if "spend" in values else {}
-            result = await conn.execute(
-                sa.update(table)
-                .where(table.c[PRIMARY[kind]] == entity_id)
-                .values(**values, **extra, revision=revision)
-            )
-            return bool(result.rowcount)
-
-    async def update_many(self, kind: EntityKind, ids: Sequence[str], values: dict[str, Any]) -> None:
-        """The same change to several rows (a team's members joining it)."""
-        if not ids:
-            return
-        table = TABLES[kind]
-        async with self.engine.begin() as conn:
-            revision = await self._bump(conn, "revision")
-            await conn.execute(
-                sa.update(table).where(table.c[PRIMARY[kind]].in_(ids)).values(**values, revision=revision)
-            )
-
-    async def replace_rows(self, kind: EntityKind, rows: Sequence[tuple[str, dict[str, Any]]]) -> None:
-        """Different changes to several rows of one kind, in one transaction."""
+    async def insert_many(self, kind: EntityKind, rows: Sequence[Mapping[str, Any]]) -> None:
+        """New keys, teams or users in one transaction, stamped with one revision: one change for
+        every instance's cache. The rows must name the same fields."""
         if not rows:
             return
-        table = TABLES[kind]
+        primary = PRIMARY[kind]
+        entities: list[dict[str, Any]] = []
+        spends: list[dict[str, Any]] = []
+        for values in rows:
+            fields, spend = _without_spend(values)
+            entities.append(fields)
+            spends.append({primary: fields[primary], "spend": spend or 0.0, "spend_revision": 0})
         async with self.engine.begin() as conn:
             revision = await self._bump(conn, "revision")
-            for entity_id, values in rows:
+            table = TABLES[kind]
+            if len(entities) == 1:
+                await conn.execute(sa.insert(table).values(**entities[0], revision=revision))
+            else:
+                await conn.execute(sa.insert(table), [{**e, "revision": revision} for e in entities])
+            await conn.execute(sa.insert(SPEND_TABLES[kind]), spends)
+
+    async def update(self, kind: EntityKind, entity_id: str, values: Mapping[str, Any]) -> bool:
+        """Change a key, team or user; False when it does not exist. A ``spend`` in ``values`` sets
+        its spend (stamped with the ``spend`` counter, as spend writes are)."""
+        table, spent = TABLES[kind], SPEND_TABLES[kind]
+        primary = PRIMARY[kind]
+        fields, spend = _without_spend(values)
+        async with self.engine.begin() as conn:
+            revision = await self._bump(conn, "revision")
+            counter = await self._bump(conn, "spend") if spend is not None else None
+            result = await conn.execute(
+                sa.update(table).where(table.c[primary] == entity_id).values(**fields, revision=revision)
+            )
+            if counter is not None and result.rowcount:
                 await conn.execute(
-                    sa.update(table)
-                    .where(table.c[PRIMARY[kind]] == entity_id)
-                    .values(**values, revision=revision)
+                    sa.update(spent)
+                    .where(spent.c[primary] == entity_id)
+                    .values(spend=spend, spend_revision=counter)
                 )
+            return bool(result.rowcount)
 
     async def delete(self, kind: EntityKind, ids: Sequence[str]) -> list[str]:
         """Delete rows; returns the ids that existed."""
@@ -247,30 +252,44 @@ class Store:
             if not found:
                 return []
             await conn.execute(sa.delete(table).where(column.in_(found)))
+            spent = SPEND_TABLES[kind]
+            await conn.execute(sa.delete(spent).where(spent.c[PRIMARY[kind]].in_(found)))
             await conn.execute(
                 sa.insert(schema.deletions),
                 [{"kind": kind, "entity_id": i, "revision": revision} for i in found],
             )
             return found
 
-    async def rekey(self, old_token: str, row: dict[str, Any]) -> bool:
-        """Replace a key's token (regeneration): the old one stops working on every instance."""
-        table = schema.keys
+    async def rekey(self, old_token: str, row: Mapping[str, Any]) -> bool:
+        """Replace a key's token (regeneration): the old one stops working on every instance. The key
+        keeps its spend (the old token's, read in the same transaction)."""
+        table, spent = schema.keys, SPEND_TABLES["key"]
+        fields, _ = _without_spend(row)
         async with self.engine.begin() as conn:
             revision = await self._bump(conn, "revision")
             result = await conn.execute(sa.delete(table).where(table.c.token == old_token))
             if not result.rowcount:
                 return False
-            await conn.execute(sa.insert(table).values(**row, revision=revision))
+            spend = (
+                await conn.execute(
+                    sa.delete(spent).where(spent.c.token == old_token).returning(spent.c.spend)
+                )
+            ).scalar_one_or_none()
+            await conn.execute(sa.insert(table).values(**fields, revision=revision))
+            await conn.execute(
+                sa.insert(spent).values(token=fields["token"], spend=spend or 0.0, spend_revision=0)
+            )
             await conn.execute(
                 sa.insert(schema.deletions), [{"kind": "key", "entity_id": old_token, "revision": revision}]
             )
             return True
 
     async def get(self, kind: EntityKind, entity_id: str) -> dict[str, Any] | None:
+        """A key, team or user with its spend and ``spend_revision``; None when it does not exist."""
         table = TABLES[kind]
         async with self.engine.connect() as conn:
-            row = (await conn.execute(sa.select(table).where(table.c[PRIMARY[kind]] == entity_id))).first()
+            query = _with_spend(kind).where(table.c[PRIMARY[kind]] == entity_id)
+            row = (await conn.execute(query)).first()
             return None if row is None else dict(row._mapping)
 
     async def find(
@@ -288,7 +307,7 @@ class Store:
             total = (
                 await conn.execute(sa.select(sa.func.count()).select_from(table).where(*conditions))
             ).scalar_one()
-            query = sa.select(table).where(*conditions).order_by(table.c.created_at, table.c[PRIMARY[kind]])
+            query = _with_spend(kind).where(*conditions).order_by(table.c.created_at, table.c[PRIMARY[kind]])
             if limit is not None:
                 query = query.offset(offset).limit(limit)
             rows = [dict(r._mapping) for r in await conn.execute(query)]
@@ -302,7 +321,7 @@ class Store:
             ).scalar_one()
             rows: dict[EntityKind, list[dict[str, Any]]] = {}
             for kind, table in TABLES.items():
-                query = sa.select(table)
+                query = _with_spend(kind)
                 if since >= 0:
                     query = query.where(table.c.revision > since)
                 rows[kind] = [dict(r._mapping) for r in await conn.execute(query)]
@@ -326,10 +345,11 @@ class Store:
             found: list[tuple[EntityKind, str, float, float | None]] = []
             if int(counter) > since:
                 for kind, table in TABLES.items():
+                    spent, primary = SPEND_TABLES[kind], PRIMARY[kind]
                     rows = await conn.execute(
-                        sa.select(table.c[PRIMARY[kind]], table.c.spend, table.c.budget_reset_at).where(
-                            table.c.spend_revision > since
-                        )
+                        sa.select(spent.c[primary], spent.c.spend, table.c.budget_reset_at)
+                        .select_from(spent.join(table, table.c[primary] == spent.c[primary]))
+                        .where(spent.c.spend_revision > since)
                     )
                     found.extend((kind, i, float(s), r) for i, s, r in rows)
             return int(counter), found
@@ -514,11 +534,18 @@ class Store:
                 if duration:
                     step = duration_seconds(duration)
                     following = reset_at + ((at - reset_at) // step + 1) * step
-                await conn.execute(
+                primary, spent = PRIMARY[kind], SPEND_TABLES[kind]
+                moved = await conn.execute(
                     sa.update(table)
-                    .where(table.c[PRIMARY[kind]] == entity_id, table.c.budget_reset_at == reset_at)
-                    .values(spend=0.0, budget_reset_at=following, spend_revision=counter)
+                    .where(table.c[primary] == entity_id, table.c.budget_reset_at == reset_at)
+                    .values(budget_reset_at=following)
                 )
+                if moved.rowcount:  # not reset by another instance meanwhile
+                    await conn.execute(
+                        sa.update(spent)
+                        .where(spent.c[primary] == entity_id)
+                        .values(spend=0.0, spend_revision=counter)
+                    )
         return len(due)
 
     async def spend_logs(
@@ -586,6 +613,28 @@ def _bump_counter(name: str) -> Any:
     )
 
 
+def _without_spend(values: Mapping[str, Any]) -> tuple[dict[str, Any], float | None]:
+    """A key's, team's or user's fields for its own table, and its spend (None: not given), which its
+    spend table holds. ``revision`` and ``spend_revision`` (a row read back has them) are left out:
+    the store stamps them."""
+    fields = dict(values)
+    spend = fields.pop("spend", None)
+    fields.pop("revision", None)
+    fields.pop("spend_revision", None)
+    return fields, None if spend is None else float(spend)
+
+
+def _with_spend(kind: EntityKind) -> sa.Select[Any]:
+    """Select whole key, team or user rows with their spend and ``spend_revision``."""
+    table, spent = TABLES[kind], SPEND_TABLES[kind]
+    primary = PRIMARY[kind]
+    return sa.select(
+        table,
+        sa.func.coalesce(spent.c.spend, 0.0).label("spend"),
+        sa.func.coalesce(spent.c.spend_revision, 0).label("spend_revision"),
+    ).select_from(table.outerjoin(spent, spent.c[primary] == table.c[primary]))
+
+
 def _stored_request_ids(conn: sa.Connection, request_ids: Sequence[str]) -> set[str]:
     """Which of these request ids have a spend row already."""
     column = schema.spend_logs.c.request_id
@@ -624,7 +673,7 @@ def _spend_insert_columns() -> Any:
 def _spend_update_columns(kind: EntityKind) -> Any:
     """Postgres: add each amount to the spend of its entity, ``[entity, delta, counter]`` rows given
     as one JSON array (:meth:`Store._write_json`)."""
-    table = TABLES[kind]
+    table = SPEND_TABLES[kind]
     primary = PRIMARY[kind]
     given = _json_rows(table, [("entity", primary), ("delta", "spend"), ("counter", "spend_revision")])
     return (
@@ -636,7 +685,7 @@ def _spend_update_columns(kind: EntityKind) -> Any:
 
 def _spend_update_rows(kind: EntityKind, count: int) -> Any:
     """Add ``delta__i`` to the spend of entity ``entity__i`` for ``count`` entities at once."""
-    table = TABLES[kind]
+    table = SPEND_TABLES[kind]
     column = table.c[PRIMARY[kind]]
     if count == 1:
         delta: Any = sa.bindparam("delta__0")

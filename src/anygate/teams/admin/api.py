@@ -338,8 +338,6 @@ async def key_regenerate(api: AdminApi, call: Call) -> dict[str, Any]:
         values["expires"] = None if body.duration is None else now + duration_seconds(body.duration)
     fresh = {**row, **values, "token": hash_key(key), "key_name": abbreviate(key), "updated_at": now,
              "updated_by": call.actor}  # fmt: skip
-    fresh.pop("revision", None)
-    fresh.pop("spend_revision", None)
     if not await api.hook.store.rekey(row["token"], fresh):
         raise GatewayError(404, "key not found")
     await api.changed()
