@@ -12,6 +12,7 @@ driver also runs without the hook, and "hook stages" is the difference (the task
 both runs the same). With Redis, "limits sent" is the script call that reports what the round left
 queued (the calls the limiter made during the round are in "hook stages").
 
+The garbage collector is tuned as the server tunes it (`anygate.server.app.tune_garbage_collector`).
 What this leaves out, and the HTTP benchmark includes: the collector's work on the buffered rows, the
 background work running beside a busy event loop instead of after it, and the request path's own work,
 which makes everything here (a key's entity, its counters) colder in the caches: inside a loaded
@@ -33,6 +34,7 @@ import uuid
 
 from anygate.config import parse_config
 from anygate.hooks import MASTER, RequestRecord, Usage
+from anygate.server.app import tune_garbage_collector
 from anygate.teams.hook import TeamsHook
 from anygate.teams.limits import RedisLimiter
 from bench import teams_keys
@@ -62,6 +64,7 @@ general_settings: {{master_key: sk-bench-master, database_url: '{url}'{redis},
 """
     )
     hook = TeamsHook(config, url)
+    tune_garbage_collector()  # as the server does, before its first request loads the keys
     await hook.start()
     keys = [teams_keys.bench_key(i) for i in range(teams_keys.KEYS)]
     names = ("hook stages", "limits sent", "spend write", "cache sync")
