@@ -70,6 +70,16 @@ def test_update_delete_regenerate(server: GatewayServer, admin: Admin) -> None:
         ask(server, fresh, "other-model")
 
 
+def test_a_regenerated_key_keeps_its_spend_unless_given_one(server: GatewayServer, admin: Admin) -> None:
+    key = admin.post("/key/generate", {"spend": 1.25})["key"]
+    kept = admin.post(f"/key/{key}/regenerate", {})
+    assert kept["spend"] == 1.25
+    assert admin.get(f"/key/info?key={kept['key']}")["info"]["spend"] == 1.25
+    reset = admin.post(f"/key/{kept['key']}/regenerate", {"spend": 0.5})
+    assert reset["spend"] == 0.5
+    assert admin.get(f"/key/info?key={reset['key']}")["info"]["spend"] == 0.5
+
+
 def test_admin_routes_need_an_admin(server: GatewayServer, admin: Admin) -> None:
     key = admin.post("/key/generate", {})["key"]
     assert_error(Admin(server, key).call("POST", "/key/generate", {}), 403, "permission_error")

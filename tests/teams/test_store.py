@@ -132,16 +132,41 @@ async def test_spend_follows_its_key_through_updates_regeneration_and_deletion(d
     assert not await store.update("key", "nope", {"spend": 1.0})
     row = await store.get("key", "k1")
     assert row is not None
-    assert await store.rekey("k1", {**row, "token": "k9", "key_name": "sk-...k9"})
+    row.pop("spend")
+    assert await store.rekey("k1", {**row, "token": "k9", "key_name": "sk-...k9"}) == 10.0  # kept
     assert await store.get("key", "k1") is None
     regenerated = await store.get("key", "k9")
     assert regenerated is not None and regenerated["spend"] == 10.0 and regenerated["key_alias"] == "renamed"
-    assert await store.delete("key", ["k9"]) == ["k9"]
+    assert await store.rekey("k9", {**regenerated, "token": "k8", "spend": 4.0}) == 4.0  # set
+    assert (await store.get("key", "k8") or {})["spend"] == 4.0
+    assert await store.rekey("k9", {**regenerated, "token": "k7"}) is None  # gone already
+    assert await store.delete("key", ["k8"]) == ["k8"]
     async with store.engine.connect() as conn:
         counted = sa.select(sa.func.count()).select_from(schema.spend_tables["key"])
         left = (await conn.execute(counted)).scalar()
     assert left == 0
     await store.close()
+
+
+async def test_instances_starting_at_once_migrate_once(database_url: str) -> None:
+    """Several processes opening an older database at the same moment: one migrates, the others wait
+    for it and find the work done."""
+    older = await Store.open(database_url, target=3)
+    async with older.engine.begin() as conn:
+        await conn.execute(
+            sa.text(
+                "INSERT INTO anygate_keys (token, key_name, models, metadata, spend, blocked, created_at, "
+                "updated_at, revision, spend_revision) "
+                "VALUES ('k1', 'sk-...k1', '[]', '{}', 1.5, false, 1, 1, 1, 0)"
+            )
+        )
+    await older.close()
+    stores = await asyncio.gather(*(Store.open(database_url) for _ in range(4)))
+    for store in stores:
+        assert (await store.counters())["schema"] == schema.SCHEMA_VERSION
+    assert (await stores[0].get("key", "k1") or {})["spend"] == 1.5
+    for store in stores:
+        await store.close()
 
 
 async def test_changes_reach_a_second_cache(database_url: str) -> None:

@@ -4,7 +4,8 @@ Why this shape: SQLAlchemy Core writes each dialect's SQL (types, upserts, ``RET
 written per database; the schema is small and changes rarely, so a version row in ``anygate_meta`` and a
 list of migration steps is all the machinery needed (alembic would add a script directory and Mako for
 the same two ``CREATE``/``ALTER`` statements). A step is plain SQLAlchemy DDL; start-up runs the steps a
-database has not seen, in one transaction, under a lock on the version row.
+database has not seen, in one transaction, under a lock held to its commit (Postgres: an advisory
+lock; SQLite: the database's write lock), so instances starting at once migrate it once.
 
 Times are epoch seconds (``Double``): identical on both databases and cheap to compare; the admin API
 renders them as ISO 8601. ``revision`` columns take the value of the ``revision`` counter of the change

@@ -165,9 +165,15 @@ class Store:
         return store
 
     async def migrate(self, target: int = schema.SCHEMA_VERSION) -> int:
+        """Bring the database to schema version ``target``; returns the version it had. Instances
+        starting at once take turns: each migrates under a lock held to its commit (Postgres: an
+        advisory lock; SQLite: the database's write lock, taken before the version is read), so the
+        next one finds the database migrated."""
         async with self.engine.begin() as conn:
             if self.dialect == "postgresql":
                 await conn.execute(sa.select(sa.func.pg_advisory_xact_lock(MIGRATION_LOCK)))
+            else:
+                await conn.exec_driver_sql("BEGIN IMMEDIATE")
             before = await conn.run_sync(schema.migrate, target)
         if before < target:
             log.info("database schema upgraded from version %d to %d", before, target)
@@ -225,8 +231,7 @@ class Store:
     async def update(self, kind: EntityKind, entity_id: str, values: Mapping[str, Any]) -> bool:
         """Change a key, team or user; False when it does not exist. A ``spend`` in ``values`` sets
         its spend (stamped with the ``spend`` counter, as spend writes are)."""
-        table, spent = TABLES[kind], SPEND_TABLES[kind]
-        primary = PRIMARY[kind]
+        table, primary = TABLES[kind], PRIMARY[kind]
         fields, spend = _without_spend(values)
         async with self.engine.begin() as conn:
             revision = await self._bump(conn, "revision")
@@ -235,11 +240,7 @@ class Store:
                 sa.update(table).where(table.c[primary] == entity_id).values(**fields, revision=revision)
             )
             if counter is not None and result.rowcount:
-                await conn.execute(
-                    sa.update(spent)
-                    .where(spent.c[primary] == entity_id)
-                    .values(spend=spend, spend_revision=counter)
-                )
+                await _set_spend(conn, kind, entity_id, spend or 0.0, counter)
             return bool(result.rowcount)
 
     async def delete(self, kind: EntityKind, ids: Sequence[str]) -> list[str]:
@@ -260,29 +261,29 @@ class Store:
             )
             return found
 
-    async def rekey(self, old_token: str, row: Mapping[str, Any]) -> bool:
+    async def rekey(self, old_token: str, row: Mapping[str, Any]) -> float | None:
         """Replace a key's token (regeneration): the old one stops working on every instance. The key
-        keeps its spend (the old token's, read in the same transaction)."""
+        keeps its spend (the old token's, read in the same transaction) unless ``row`` sets one.
+        Returns the spend the key has now; None when the old token does not exist."""
         table, spent = schema.keys, SPEND_TABLES["key"]
-        fields, _ = _without_spend(row)
+        fields, given = _without_spend(row)
         async with self.engine.begin() as conn:
             revision = await self._bump(conn, "revision")
             result = await conn.execute(sa.delete(table).where(table.c.token == old_token))
             if not result.rowcount:
-                return False
-            spend = (
+                return None
+            kept = (
                 await conn.execute(
                     sa.delete(spent).where(spent.c.token == old_token).returning(spent.c.spend)
                 )
             ).scalar_one_or_none()
+            spend = given if given is not None else float(kept or 0.0)
             await conn.execute(sa.insert(table).values(**fields, revision=revision))
-            await conn.execute(
-                sa.insert(spent).values(token=fields["token"], spend=spend or 0.0, spend_revision=0)
-            )
+            await conn.execute(sa.insert(spent).values(token=fields["token"], spend=spend, spend_revision=0))
             await conn.execute(
                 sa.insert(schema.deletions), [{"kind": "key", "entity_id": old_token, "revision": revision}]
             )
-            return True
+            return spend
 
     async def get(self, kind: EntityKind, entity_id: str) -> dict[str, Any] | None:
         """A key, team or user with its spend and ``spend_revision``; None when it does not exist."""
@@ -534,18 +535,14 @@ class Store:
                 if duration:
                     step = duration_seconds(duration)
                     following = reset_at + ((at - reset_at) // step + 1) * step
-                primary, spent = PRIMARY[kind], SPEND_TABLES[kind]
+                primary = PRIMARY[kind]
                 moved = await conn.execute(
                     sa.update(table)
                     .where(table.c[primary] == entity_id, table.c.budget_reset_at == reset_at)
                     .values(budget_reset_at=following)
                 )
                 if moved.rowcount:  # not reset by another instance meanwhile
-                    await conn.execute(
-                        sa.update(spent)
-                        .where(spent.c[primary] == entity_id)
-                        .values(spend=0.0, spend_revision=counter)
-                    )
+                    await _set_spend(conn, kind, entity_id, 0.0, counter)
         return len(due)
 
     async def spend_logs(
@@ -622,6 +619,21 @@ def _without_spend(values: Mapping[str, Any]) -> tuple[dict[str, Any], float | N
     fields.pop("revision", None)
     fields.pop("spend_revision", None)
     return fields, None if spend is None else float(spend)
+
+
+async def _set_spend(
+    conn: AsyncConnection, kind: EntityKind, entity_id: str, spend: float, counter: int
+) -> None:
+    """Set an entity's spend, stamped with the ``spend`` counter ``counter``; its spend row is made if
+    it has none (every write path makes both rows, but a spend set must never vanish)."""
+    spent, primary = SPEND_TABLES[kind], PRIMARY[kind]
+    moved = await conn.execute(
+        sa.update(spent).where(spent.c[primary] == entity_id).values(spend=spend, spend_revision=counter)
+    )
+    if not moved.rowcount:
+        await conn.execute(
+            sa.insert(spent).values({primary: entity_id, "spend": spend, "spend_revision": counter})
+        )
 
 
 def _with_spend(kind: EntityKind) -> sa.Select[Any]:
@@ -711,9 +723,10 @@ def _in_memory(url: sa.URL) -> bool:
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     """WAL (readers never wait for the writer; several worker processes share the file) and a busy
     timeout instead of instant "database is locked" errors. The log is copied back into the database
-    every 10,000 pages (about 40 MB) instead of SQLite's 1,000: a spend write rewrites the rows of the
-    keys that spent, thousands of pages under load, so with the default nearly every write ended in a
-    checkpoint copying them all again (9% of a write's CPU in `bench.teams_overhead`)."""
+    every 10,000 pages (about 40 MB) instead of SQLite's 1,000: a spend write rewrites the spend rows of
+    the keys that spent, hundreds to thousands of pages under load, so with the default nearly every
+    write ended in a checkpoint copying them all again (9% of a write's CPU in `bench.teams_overhead`,
+    measured when spend was kept in the keys' own rows)."""
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA busy_timeout=30000")
