@@ -137,7 +137,7 @@ async def test_spend_follows_its_key_through_updates_regeneration_and_deletion(d
     assert await store.get("key", "k1") is None
     regenerated = await store.get("key", "k9")
     assert regenerated is not None and regenerated["spend"] == 10.0 and regenerated["key_alias"] == "renamed"
-    assert await store.rekey("k9", {**regenerated, "token": "k8", "spend": 4.0}) == 4.0  # set
+    assert await store.rekey("k9", {**regenerated, "token": "k8"}, spend=4.0) == 4.0  # set
     assert (await store.get("key", "k8") or {})["spend"] == 4.0
     assert await store.rekey("k9", {**regenerated, "token": "k7"}) is None  # gone already
     assert await store.delete("key", ["k8"]) == ["k8"]

@@ -38,18 +38,18 @@ def _budget_columns(*, with_spend: bool = False) -> list[sa.Column[Any]]:
     """A key's, team's or user's budget and limits. ``with_spend``: also its spend and the counter of
     the write that moved it, as schema versions 1 to 3 kept them (version 4 keeps them in a table of
     their own: :data:`spend_tables`)."""
-    spend: list[sa.Column[Any]] = []
-    if with_spend:
-        spend = [
-            sa.Column("spend", sa.Double, nullable=False, default=0.0),
-            sa.Column("spend_revision", sa.BigInteger, nullable=False, default=0, index=True),
-        ]
+    spend = [sa.Column("spend", sa.Double, nullable=False, default=0.0)] if with_spend else []
+    spend_revision = (
+        [sa.Column("spend_revision", sa.BigInteger, nullable=False, default=0, index=True)]
+        if with_spend
+        else []
+    )
     return [
         sa.Column("models", sa.JSON, nullable=False, default=list),
         sa.Column("max_budget", sa.Double, nullable=True),
         sa.Column("budget_duration", sa.String(32), nullable=True),
         sa.Column("budget_reset_at", sa.Double, nullable=True, index=True),
-        *spend[:1],
+        *spend,
         sa.Column("rpm_limit", sa.BigInteger, nullable=True),
         sa.Column("tpm_limit", sa.BigInteger, nullable=True),
         sa.Column("max_parallel_requests", sa.BigInteger, nullable=True),
@@ -60,7 +60,7 @@ def _budget_columns(*, with_spend: bool = False) -> list[sa.Column[Any]]:
         sa.Column("created_by", sa.String(255), nullable=True),
         sa.Column("updated_by", sa.String(255), nullable=True),
         sa.Column("revision", sa.BigInteger, nullable=False, default=0, index=True),
-        *spend[1:],
+        *spend_revision,
     ]
 
 
@@ -108,11 +108,12 @@ teams: Final = _team_table(metadata)
 users: Final = _user_table(metadata)
 
 
-def _spend_table(name: str, primary: str, metadata: sa.MetaData) -> sa.Table:
+def _spend_table(name: str, primary: sa.Column[Any], metadata: sa.MetaData) -> sa.Table:
+    """A spend table whose rows are keyed by ``primary``, the id column of their key, team or user."""
     return sa.Table(
         name,
         metadata,
-        sa.Column(primary, sa.String(255 if primary != "token" else 64), primary_key=True),
+        sa.Column(primary.name, primary.type, primary_key=True),
         sa.Column("spend", sa.Double, nullable=False, default=0.0),
         sa.Column("spend_revision", sa.BigInteger, nullable=False, default=0, index=True),
         sqlite_with_rowid=False,
@@ -120,9 +121,9 @@ def _spend_table(name: str, primary: str, metadata: sa.MetaData) -> sa.Table:
 
 
 spend_tables: Final[dict[EntityKind, sa.Table]] = {
-    "key": _spend_table("anygate_key_spend", "token", metadata),
-    "team": _spend_table("anygate_team_spend", "team_id", metadata),
-    "user": _spend_table("anygate_user_spend", "user_id", metadata),
+    "key": _spend_table("anygate_key_spend", keys.c.token, metadata),
+    "team": _spend_table("anygate_team_spend", teams.c.team_id, metadata),
+    "user": _spend_table("anygate_user_spend", users.c.user_id, metadata),
 }
 """Each key's, team's and user's spend (in its budget window), by its id: one narrow row apiece, apart
 from the wide row of its settings. Why: every spend write adds to the spend of every key, team and

@@ -221,11 +221,7 @@ class Store:
             spends.append({primary: fields[primary], "spend": spend or 0.0, "spend_revision": 0})
         async with self.engine.begin() as conn:
             revision = await self._bump(conn, "revision")
-            table = TABLES[kind]
-            if len(entities) == 1:
-                await conn.execute(sa.insert(table).values(**entities[0], revision=revision))
-            else:
-                await conn.execute(sa.insert(table), [{**e, "revision": revision} for e in entities])
+            await conn.execute(sa.insert(TABLES[kind]), [{**e, "revision": revision} for e in entities])
             await conn.execute(sa.insert(SPEND_TABLES[kind]), spends)
 
     async def update(self, kind: EntityKind, entity_id: str, values: Mapping[str, Any]) -> bool:
@@ -261,12 +257,13 @@ class Store:
             )
             return found
 
-    async def rekey(self, old_token: str, row: Mapping[str, Any]) -> float | None:
+    async def rekey(self, old_token: str, row: Mapping[str, Any], spend: float | None = None) -> float | None:
         """Replace a key's token (regeneration): the old one stops working on every instance. The key
-        keeps its spend (the old token's, read in the same transaction) unless ``row`` sets one.
-        Returns the spend the key has now; None when the old token does not exist."""
+        keeps its spend (the old token's, read in the same transaction; a ``spend`` in ``row`` is not
+        used) unless ``spend`` sets one. Returns the spend the key has now; None when the old token
+        does not exist."""
         table, spent = schema.keys, SPEND_TABLES["key"]
-        fields, given = _without_spend(row)
+        fields, _ = _without_spend(row)
         async with self.engine.begin() as conn:
             revision = await self._bump(conn, "revision")
             result = await conn.execute(sa.delete(table).where(table.c.token == old_token))
@@ -277,7 +274,8 @@ class Store:
                     sa.delete(spent).where(spent.c.token == old_token).returning(spent.c.spend)
                 )
             ).scalar_one_or_none()
-            spend = given if given is not None else float(kept or 0.0)
+            if spend is None:
+                spend = float(kept or 0.0)
             await conn.execute(sa.insert(table).values(**fields, revision=revision))
             await conn.execute(sa.insert(spent).values(token=fields["token"], spend=spend, spend_revision=0))
             await conn.execute(

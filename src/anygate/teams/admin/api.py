@@ -338,7 +338,7 @@ async def key_regenerate(api: AdminApi, call: Call) -> dict[str, Any]:
         values["expires"] = None if body.duration is None else now + duration_seconds(body.duration)
     fresh = {**row, **values, "token": hash_key(key), "key_name": abbreviate(key), "updated_at": now,
              "updated_by": call.actor}  # fmt: skip
-    spend = await api.hook.store.rekey(row["token"], fresh if "spend" in values else {**fresh, "spend": None})
+    spend = await api.hook.store.rekey(row["token"], fresh, spend=values.get("spend"))
     if spend is None:
         raise GatewayError(404, "key not found")
     fresh["spend"] = spend
