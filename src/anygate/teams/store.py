@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -147,6 +148,7 @@ class Store:
         full = async_url(url)
         writer = None
         if full.startswith("sqlite"):
+            sqlite3.register_adapter(type(None), _null)
             engine = create_async_engine(full, connect_args={"timeout": 30})
             sa.event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
             if not _in_memory(engine.url):  # a second engine would open a database of its own
@@ -716,6 +718,15 @@ def _spend_update_rows(kind: EntityKind, count: int) -> Any:
 def _in_memory(url: sa.URL) -> bool:
     """Whether a SQLite URL names an in-memory database (``sqlite://``, ``:memory:``, ``mode=memory``)."""
     return url.database in (None, "", ":memory:") or url.query.get("mode") == "memory"
+
+
+def _null(value: None) -> None:
+    """Python's ``sqlite3`` adapter for ``None``: SQL ``NULL``, as without one, found at once. Why: the
+    driver binds ``int``, ``float`` and ``str`` directly but looks every other value up as an adapter,
+    and for ``None``, finding none, asks the protocol and the value for one, raising and clearing a
+    formatted ``AttributeError`` on the way; a spend row has up to six ``None`` values, and that was a
+    fifth of the instructions SQLite's writer thread spends on a row."""
+    return value
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
