@@ -21,7 +21,7 @@ speed. The Redis limiter reports to Redis every 50 ms, a cadence the config does
 callgrind that call would be counted once per two requests instead of once per hundred, so the
 Postgres + Redis variant is not measured this way.
 
-    bench/.venv/bin/python -m bench.teams_instructions            # ~6 minutes
+    bench/.venv/bin/python -m bench.teams_instructions            # ~7 minutes a round
     bench/.venv/bin/python -m bench.teams_instructions --rounds 2
 
 Needs valgrind (Debian: `apt-get install valgrind`) besides what bench/setup.sh installs.
