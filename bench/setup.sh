@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install what the benchmark needs (run once per machine, as root, from anywhere):
-#   - nginx with its Lua module (the fake upstream) and wrk (the load generator) from Debian's packages;
+#   - nginx with its Lua module (the fake upstream), wrk (the load generator) and valgrind (callgrind, for
+#     bench.teams_instructions) from Debian's packages;
 #   - bench/.venv: the harness's own venv (aiohttp for scenario e, matplotlib for the chart);
 #   - bench/.venv-litellm: LiteLLM 1.110.2 and its proxy's dependencies, by name (see
 #     requirements-litellm.txt for why not `litellm[proxy]`).
@@ -14,6 +15,7 @@ need_apt=()
 [ -x /usr/sbin/nginx ] || need_apt+=(nginx-light)
 [ -f /usr/lib/nginx/modules/ngx_http_lua_module.so ] || need_apt+=(libnginx-mod-http-lua)
 command -v wrk >/dev/null || need_apt+=(wrk)
+command -v callgrind_control >/dev/null || need_apt+=(valgrind)
 if [ "${#need_apt[@]}" -gt 0 ]; then
   apt-get update -q
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${need_apt[@]}"

@@ -24,7 +24,7 @@ Postgres + Redis variant is not measured this way.
     bench/.venv/bin/python -m bench.teams_instructions            # ~7 minutes a round
     bench/.venv/bin/python -m bench.teams_instructions --rounds 2
 
-Needs valgrind (Debian: `apt-get install valgrind`) besides what bench/setup.sh installs.
+Needs valgrind, which bench/setup.sh installs with the rest.
 """
 
 from __future__ import annotations
