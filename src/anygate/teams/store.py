@@ -724,8 +724,8 @@ def _null(value: None) -> None:
     """Python's ``sqlite3`` adapter for ``None``: SQL ``NULL``, as without one, found at once. Why: the
     driver binds ``int``, ``float`` and ``str`` directly but looks every other value up as an adapter,
     and for ``None``, finding none, asks the protocol and the value for one, raising and clearing a
-    formatted ``AttributeError`` on the way; a spend row has up to six ``None`` values, and that was a
-    fifth of the instructions SQLite's writer thread spends on a row."""
+    formatted ``AttributeError`` on the way. A spend row has up to eight ``None`` values, and that
+    search would be a fifth of the instructions SQLite's writer thread spends on a row."""
     return value
 
 
