@@ -28,14 +28,14 @@ RECORDED = Path(__file__).with_name("schema_versions.json")
 
 
 def describe(conn: sa.Connection) -> dict[str, Any]:
-    """Tables, their columns (type as the database reports it, nullability) in order, primary key,
-    indexes and unique constraints, as the database reports them."""
+    """Tables, their columns in order (name, the generic form of the type the database reports, and
+    nullability), primary key, indexes and unique constraints, as the database reports them."""
     inspector = sa.inspect(conn)
     tables: dict[str, Any] = {}
     for table in sorted(inspector.get_table_names()):
         tables[table] = {
             "columns": [
-                [column["name"], str(column["type"]), column["nullable"]]
+                [column["name"], repr(column["type"].as_generic()), column["nullable"]]
                 for column in inspector.get_columns(table)
             ],
             "primary_key": inspector.get_pk_constraint(table)["constrained_columns"],
