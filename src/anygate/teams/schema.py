@@ -273,7 +273,10 @@ def _v4(conn: Connection) -> None:
 
 
 MIGRATIONS: Final[tuple[Callable[[Connection], None], ...]] = (_v1, _v2, _v3, _v4)
-"""Step ``i`` brings a database from version ``i`` to ``i + 1``; append, never edit."""
+"""Step ``i`` brings a database from version ``i`` to ``i + 1``; append, never edit. A step builds
+from the definitions above, so changing one that an old step uses changes that step:
+``tests/teams/test_schema_versions.py`` holds every version to the tables recorded for it, and such a
+change then needs the step to keep a copy of the definition as it was."""
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 
 
