@@ -41,7 +41,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.gateways import ANYGATE_VENV, Anygate
+from bench.gateways import Anygate
 from bench.loadgen import run_wrk
 from bench.payloads import encode
 from bench.procs import Server, raise_nofile_limit
@@ -69,15 +69,7 @@ class CountedAnygate(Anygate):
             "--instr-atstart=no",
             "--separate-threads=yes",
             f"--callgrind-out-file={self.out_file}",
-            str(ANYGATE_VENV / "bin" / "python"),
-            "-m",
-            "anygate",
-            "--config",
-            str(config_path),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
+            *super().argv(config_path, port, workers),
         ]
 
     def config(self, upstream_port: int, models: set[str] | None = None) -> str:
